@@ -1,0 +1,15 @@
+"""python predict.py ckpt_path=<run>/checkpoints/best.ckpt text="A wonderful, moving film." """
+
+import hydra
+from omegaconf import DictConfig
+
+from rnnlab.tasks.predict import predict
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    predict(cfg)
+
+
+if __name__ == "__main__":
+    main()

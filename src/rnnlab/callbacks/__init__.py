@@ -1,0 +1,3 @@
+from rnnlab.callbacks.throughput import TokenThroughput
+
+__all__ = ["TokenThroughput"]

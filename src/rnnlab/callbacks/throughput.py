@@ -1,0 +1,40 @@
+"""Real (non-padding) training tokens per second, shown in the progress bar."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from lightning import Callback, LightningModule, Trainer
+
+
+class TokenThroughput(Callback):
+    """Times batch-end to batch-end, so data loading and the optimizer step count too."""
+
+    def __init__(self, skip_first: int = 3) -> None:
+        self.skip_first = skip_first
+        self.rates: list[float] = []
+        self._last: float | None = None
+        self._seen = 0
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._last, self._seen = None, 0
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        now = time.perf_counter()
+        if self._last is not None and self._seen >= self.skip_first:
+            rate = float(batch["lengths"].sum()) * trainer.world_size / (now - self._last)
+            self.rates.append(rate)
+            pl_module.log("train/tokens_per_s", rate, prog_bar=True, on_step=True, on_epoch=False)
+        self._last = now
+        self._seen += 1
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._last = None  # do not charge validation time to the next training batch
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.rates) if self.rates else None

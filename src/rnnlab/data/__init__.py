@@ -1,0 +1,4 @@
+from rnnlab.data.datamodule import IMDBDataModule
+from rnnlab.data.sampler import BucketBatchSampler
+
+__all__ = ["BucketBatchSampler", "IMDBDataModule"]

@@ -1,0 +1,63 @@
+"""Encoded reviews held as one flat token array + offsets: cheap to load, cheap to batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch.utils.data import Dataset
+
+TRUNCATION_SIDES = ("head", "tail", "head_tail")
+
+
+def truncate(ids: np.ndarray, max_len: int, side: str) -> np.ndarray:
+    """Keep the first, last, or first quarter + last three quarters of `max_len` tokens."""
+    if len(ids) <= max_len:
+        return ids
+    if side == "head":
+        return ids[:max_len]
+    if side == "tail":
+        return ids[len(ids) - max_len :]
+    head = max_len // 4
+    return np.concatenate([ids[:head], ids[len(ids) - (max_len - head) :]])
+
+
+class EncodedReviews(Dataset):
+    def __init__(
+        self, flat: np.ndarray, offsets: np.ndarray, labels: np.ndarray, max_len: int, side: str
+    ) -> None:
+        self.flat, self.offsets, self.labels = flat, offsets, labels
+        self.max_len, self.side = max_len, side
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table, max_len: int, side: str) -> EncodedReviews:
+        ids = table.column("input_ids").combine_chunks()
+        return cls(
+            ids.values.to_numpy(),
+            ids.offsets.to_numpy(),
+            table.column("label").to_numpy(),
+            max_len,
+            side,
+        )
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Lengths after truncation (at least 1: an empty review is one pad token)."""
+        return np.clip(np.diff(self.offsets), 1, self.max_len)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        ids = self.flat[self.offsets[i] : self.offsets[i + 1]]
+        return truncate(ids, self.max_len, self.side), int(self.labels[i])
+
+
+def pad_collate(items: list[tuple[np.ndarray, int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest sequence in the batch; lengths tell the model where each ends."""
+    lengths = torch.tensor([max(len(ids), 1) for ids, _ in items])
+    input_ids = torch.full((len(items), int(lengths.max())), pad_id, dtype=torch.long)
+    for row, (ids, _) in enumerate(items):
+        input_ids[row, : len(ids)] = torch.from_numpy(ids.astype(np.int64))
+    labels = torch.tensor([label for _, label in items], dtype=torch.float32)
+    return {"input_ids": input_ids, "lengths": lengths, "labels": labels}

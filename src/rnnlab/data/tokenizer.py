@@ -1,0 +1,30 @@
+"""Word-level tokenizer trained with Hugging Face `tokenizers`; travels as JSON text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+PAD, UNK = "<pad>", "<unk>"
+KINDS = ("wordlevel", "bpe")
+
+
+def build_tokenizer(texts: Iterable[str], vocab_size: int, kind: str = "wordlevel") -> Tokenizer:
+    """Lowercase, drop `<br />` tags, split words and punctuation, keep the `vocab_size` commonest."""
+    if kind == "bpe":
+        tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, UNK])
+    else:
+        tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
+        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=[PAD, UNK])
+    tokenizer.normalizer = normalizers.Sequence(
+        [normalizers.Replace(Regex(r"<br\s*/?>"), " "), normalizers.NFKC(), normalizers.Lowercase()]
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return tokenizer
+
+
+def load_tokenizer(json_text: str) -> Tokenizer:
+    return Tokenizer.from_str(json_text)

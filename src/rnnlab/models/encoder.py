@@ -1,0 +1,93 @@
+"""Recurrent encoder on right-padded batches: padding never reaches a sequence's representation.
+
+On CPU, packing costs LSTM ~8x and GRU ~4.5x of the padded throughput, so the padded batch is run
+as is: a unidirectional network's outputs up to a sequence's end never see its padding, and the
+reverse direction of a bidirectional network runs on each sequence reversed within its own length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import Tensor, nn
+
+CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+POOLINGS = ("last", "mean", "max")
+
+
+def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
+    """Reverse x[b, :len_b] along time, leaving the padding in place (an involution)."""
+    steps = torch.arange(x.size(1), device=x.device).unsqueeze(0)
+    last = (lengths.to(x.device) - 1).unsqueeze(1)
+    index = torch.where(steps <= last, last - steps, steps)
+    return x.gather(1, index.unsqueeze(-1).expand_as(x))
+
+
+def _no_onednn_under_cpu_autocast(x: Tensor) -> contextlib.AbstractContextManager:
+    """oneDNN's RNN kernels under CPU bf16 autocast crash on CPUs without AVX-512."""
+    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        return torch.backends.mkldnn.flags(enabled=False)
+    return contextlib.nullcontext()
+
+
+class RecurrentEncoder(nn.Module):
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        nonlinearity: str = "tanh",
+    ) -> None:
+        super().__init__()
+        kwargs = {"hidden_size": hidden_size, "batch_first": True}
+        if cell == "rnn":
+            kwargs["nonlinearity"] = nonlinearity
+        self.bidirectional = bidirectional
+        self.output_size = hidden_size * (2 if bidirectional else 1)
+        rnn = CELLS[cell]
+        if bidirectional:
+            sizes = [input_size] + [self.output_size] * (num_layers - 1)
+            self.forward_layers = nn.ModuleList(rnn(size, **kwargs) for size in sizes)
+            self.backward_layers = nn.ModuleList(rnn(size, **kwargs) for size in sizes)
+            self.between = nn.Dropout(dropout)
+        else:
+            inner = dropout if num_layers > 1 else 0.0
+            self.rnn = rnn(input_size, num_layers=num_layers, dropout=inner, **kwargs)
+
+    @property
+    def recurrent_modules(self) -> list[nn.RNNBase]:
+        if self.bidirectional:
+            return [*self.forward_layers, *self.backward_layers]
+        return [self.rnn]
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """(B, T, E) right-padded + lengths -> outputs (B, T, output_size); padded steps are junk."""
+        with _no_onednn_under_cpu_autocast(x):
+            if not self.bidirectional:
+                return self.rnn(x)[0]
+            for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):
+                if i:
+                    x = self.between(x)
+                back = reverse_within_length(bwd(reverse_within_length(x, lengths))[0], lengths)
+                x = torch.cat([fwd(x)[0], back], dim=-1)
+            return x
+
+
+def pool(outputs: Tensor, lengths: Tensor, how: str, bidirectional: bool) -> Tensor:
+    """Summarise each sequence from its valid steps only."""
+    lengths = lengths.to(outputs.device)
+    if how == "last":
+        index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, outputs.size(-1))
+        last = outputs.gather(1, index).squeeze(1)
+        if not bidirectional:
+            return last
+        half = outputs.size(-1) // 2
+        return torch.cat([last[:, :half], outputs[:, 0, half:]], dim=-1)
+    mask = (torch.arange(outputs.size(1), device=outputs.device) < lengths.unsqueeze(1)).unsqueeze(-1)
+    if how == "mean":
+        return (outputs * mask).sum(1) / lengths.unsqueeze(1).to(outputs.dtype)
+    return outputs.masked_fill(~mask, torch.finfo(outputs.dtype).min).amax(1)

@@ -1,0 +1,83 @@
+"""Sentiment for raw texts from a checkpoint alone; one JSON object per text on stdout."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from rnnlab.data.dataset import pad_collate, truncate
+from rnnlab.data.tokenizer import PAD, load_tokenizer
+from rnnlab.models import RNNClassifier, classifier_from_checkpoint
+from rnnlab.utils import ConfigError, read_checkpoint, task_wrapper
+
+LABEL_NAMES = ("neg", "pos")
+
+
+class Predictor:
+    """Tokenize + truncate exactly as training did, then score in batches."""
+
+    def __init__(self, model: RNNClassifier, max_len: int, truncation: str) -> None:
+        self.model = model
+        self.tokenizer = load_tokenizer(model.tokenizer_json)
+        self.pad_id = self.tokenizer.token_to_id(PAD)
+        self.max_len, self.truncation = max_len, truncation
+
+    @classmethod
+    def from_checkpoint(cls, path: str) -> Predictor:
+        checkpoint = read_checkpoint(path)
+        model = classifier_from_checkpoint(checkpoint)
+        if not model.tokenizer_json:
+            raise ConfigError(f"ckpt_path={path!r}: holds no tokenizer; was it written by train.py?")
+        data = checkpoint.get("datamodule_hyper_parameters", {})
+        return cls(model, data.get("max_len", 400), data.get("truncation", "head_tail"))
+
+    @torch.inference_mode()
+    def probabilities(self, texts: list[str]) -> list[float]:
+        encodings = self.tokenizer.encode_batch(texts)
+        items = [
+            (truncate(np.asarray(e.ids, dtype=np.int64), self.max_len, self.truncation), 0)
+            for e in encodings
+        ]
+        batch = pad_collate(items, self.pad_id)
+        logits = self.model(batch["input_ids"], batch["lengths"])
+        return torch.sigmoid(logits).tolist()
+
+    def predict_lines(self, texts: Iterable[str], batch_size: int = 256) -> Iterator[dict]:
+        iterator = iter(texts)
+        while chunk := list(itertools.islice(iterator, batch_size)):
+            for p in self.probabilities(chunk):
+                yield {"label": LABEL_NAMES[p >= 0.5], "prob_pos": round(p, 6)}
+
+
+def _texts(cfg: DictConfig, stdin: TextIO) -> Iterator[str]:
+    if cfg.get("text") is not None:
+        yield str(cfg.text)
+        return
+    if cfg.get("input_file"):
+        path = Path(cfg.input_file)
+        if not path.is_file():
+            raise ConfigError(f"input_file={str(path)!r}: no such file")
+        with path.open(encoding="utf-8", errors="replace") as f:
+            for line in f:
+                yield line.rstrip("\n")
+        return
+    for line in stdin:
+        yield line.rstrip("\n")
+
+
+@task_wrapper
+def predict(cfg: DictConfig) -> None:
+    if not cfg.get("ckpt_path"):
+        raise ConfigError("ckpt_path=None: required; pass ckpt_path=<run>/checkpoints/best.ckpt")
+    predictor = Predictor.from_checkpoint(str(cfg.ckpt_path))
+    for result in predictor.predict_lines(_texts(cfg, sys.stdin), cfg.batch_size):
+        sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()

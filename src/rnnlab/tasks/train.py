@@ -1,0 +1,70 @@
+"""Fit, then test the best checkpoint on the full test split, then write metrics.json."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from rnnlab.callbacks import TokenThroughput
+from rnnlab.tasks.common import test_metrics, write_metrics
+from rnnlab.utils import instantiate_callbacks, instantiate_loggers, task_wrapper
+
+log = logging.getLogger(__name__)
+
+
+def _find(callbacks: list, kind: type) -> Any | None:
+    return next((c for c in callbacks if isinstance(c, kind)), None)
+
+
+@task_wrapper
+def train(cfg: DictConfig) -> dict[str, Any]:
+    output_dir = Path(cfg.paths.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    model = hydra.utils.instantiate(
+        cfg.model,
+        vocab_size=datamodule.vocab_size,
+        pad_id=datamodule.pad_id,
+        tokenizer_json=datamodule.tokenizer_json,
+    )
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    loggers = instantiate_loggers(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, use_distributed_sampler=False
+    )
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    metrics: dict[str, Any] = {"output_dir": str(output_dir)}
+    if cfg.get("train"):
+        start = time.perf_counter()
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics["train_time_s"] = round(time.perf_counter() - start, 1)
+        if (throughput := _find(callbacks, TokenThroughput)) and throughput.median:
+            metrics["train_tokens_per_s"] = round(throughput.median)
+
+    checkpoint = _find(callbacks, ModelCheckpoint)
+    if checkpoint and checkpoint.best_model_path:
+        metrics["best_ckpt_path"] = checkpoint.best_model_path
+        metrics["val/acc_best"] = float(checkpoint.best_model_score)
+    if cfg.get("test"):
+        best = metrics.get("best_ckpt_path")
+        if best is None:
+            log.warning("No best checkpoint: testing the current weights")
+        trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True)
+        metrics.update(test_metrics(trainer))
+
+    metrics["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    write_metrics(trainer, output_dir / "metrics.json", metrics)
+    log.info("Run directory: %s", output_dir)
+    return metrics

@@ -1,0 +1,15 @@
+"""One-line configuration errors: name the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A user-facing error whose message is complete on one line."""
+
+
+def check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    """Raise ConfigError("key=value: allowed") unless ok."""
+    if not ok:
+        raise ConfigError(f"{key}={value!r}: {allowed}")

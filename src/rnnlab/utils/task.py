@@ -1,0 +1,40 @@
+"""The wrapper every entry point runs in: one-line errors, and cleanup that always happens."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rnnlab.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _finish_wandb() -> None:
+    if "wandb" in sys.modules:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+
+
+def task_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn ConfigError into `error: ...` + exit 2 (full traceback with HYDRA_FULL_ERROR=1)."""
+
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as err:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        finally:
+            _finish_wandb()
+
+    return wrapped
