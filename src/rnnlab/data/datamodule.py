@@ -46,14 +46,29 @@ class IMDBDataModule(LightningDataModule):
         tokenizer_json: str | None = None,
     ) -> None:
         super().__init__()
-        check(isinstance(vocab_size, int) and vocab_size > 2, "data.vocab_size", vocab_size, "an integer > 2")
+        check(
+            isinstance(vocab_size, int) and vocab_size > 2,
+            "data.vocab_size",
+            vocab_size,
+            "an integer > 2",
+        )
         check(tokenizer in KINDS, "data.tokenizer", tokenizer, f"one of {list(KINDS)}")
         check(isinstance(max_len, int) and max_len >= 1, "data.max_len", max_len, "an integer >= 1")
-        check(truncation in TRUNCATION_SIDES, "data.truncation", truncation, f"one of {list(TRUNCATION_SIDES)}")
+        check(
+            truncation in TRUNCATION_SIDES,
+            "data.truncation",
+            truncation,
+            f"one of {list(TRUNCATION_SIDES)}",
+        )
         check(0 < val_fraction < 1, "data.val_fraction", val_fraction, "a number in (0, 1)")
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             check(isinstance(value, int) and value >= 1, f"data.{key}", value, "an integer >= 1")
-        check(isinstance(num_workers, int) and num_workers >= 0, "data.num_workers", num_workers, "an integer >= 0")
+        check(
+            isinstance(num_workers, int) and num_workers >= 0,
+            "data.num_workers",
+            num_workers,
+            "an integer >= 0",
+        )
         self.save_hyperparameters(ignore=["tokenizer_json"], logger=False)
         self.tokenizer_json = tokenizer_json
         self.splits: dict[str, EncodedReviews] = {}
@@ -88,7 +103,12 @@ class IMDBDataModule(LightningDataModule):
         if self.tokenizer_json:
             tokenizer = load_tokenizer(self.tokenizer_json)
         else:
-            log.info("Training a %s tokenizer (vocab %d) on %d reviews", hp.tokenizer, hp.vocab_size, len(splits["train"]))
+            log.info(
+                "Training a %s tokenizer (vocab %d) on %d reviews",
+                hp.tokenizer,
+                hp.vocab_size,
+                len(splits["train"]),
+            )
             tokenizer = build_tokenizer(splits["train"]["text"], hp.vocab_size, hp.tokenizer)
 
         def encode(batch: dict[str, list]) -> dict[str, list]:
@@ -109,7 +129,9 @@ class IMDBDataModule(LightningDataModule):
                 )
                 encoded.save_to_disk(str(tmp / name))
             (tmp / "tokenizer.json").write_text(tokenizer.to_str(), encoding="utf-8")
-            (tmp / "meta.json").write_text(json.dumps({"source": hp.path, "sizes": {k: len(v) for k, v in splits.items()}}))
+            (tmp / "meta.json").write_text(
+                json.dumps({"source": hp.path, "sizes": {k: len(v) for k, v in splits.items()}})
+            )
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:

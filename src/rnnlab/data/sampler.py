@@ -29,7 +29,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         rank: int | None = None,
     ) -> None:
         if num_replicas is None:
-            num_replicas = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+            num_replicas = (
+                dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+            )
         if rank is None:
             rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
         if len(lengths) < num_replicas:
@@ -78,5 +80,7 @@ class BucketBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         n = len(self.lengths)
         full, rest = divmod(n, self.pool_size)
-        count = full * math.ceil(self.pool_size / self.batch_size) + math.ceil(rest / self.batch_size)
+        count = full * math.ceil(self.pool_size / self.batch_size) + math.ceil(
+            rest / self.batch_size
+        )
         return math.ceil(count / self.num_replicas)

@@ -56,7 +56,12 @@ class RNNClassifier(LightningModule):
         ):
             check(isinstance(value, int) and value >= 1, f"model.{key}", value, "an integer >= 1")
         check(0 <= dropout < 1, "model.dropout", dropout, "a number in [0, 1)")
-        check(nonlinearity in NONLINEARITIES, "model.nonlinearity", nonlinearity, f"one of {list(NONLINEARITIES)}")
+        check(
+            nonlinearity in NONLINEARITIES,
+            "model.nonlinearity",
+            nonlinearity,
+            f"one of {list(NONLINEARITIES)}",
+        )
         check(pooling in POOLINGS, "model.pooling", pooling, f"one of {list(POOLINGS)}")
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "tokenizer_json"])
         self.optimizer_factory = optimizer
@@ -112,7 +117,7 @@ class RNNClassifier(LightningModule):
         self.log_dict(values, prog_bar=True)
         if not self.trainer.sanity_checking:
             self.val_acc_best(values["val/acc"])
-        self.log("val/acc_best", self.val_acc_best.compute())
+            self.log("val/acc_best", self.val_acc_best.compute())
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, logits = self._shared_step(batch)
@@ -135,7 +140,10 @@ class RNNClassifier(LightningModule):
         if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
             kwargs["total_steps"] = self.trainer.estimated_stepping_batches
         scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["tokenizer_json"] = self.tokenizer_json

@@ -87,7 +87,9 @@ def pool(outputs: Tensor, lengths: Tensor, how: str, bidirectional: bool) -> Ten
             return last
         half = outputs.size(-1) // 2
         return torch.cat([last[:, :half], outputs[:, 0, half:]], dim=-1)
-    mask = (torch.arange(outputs.size(1), device=outputs.device) < lengths.unsqueeze(1)).unsqueeze(-1)
+    mask = (torch.arange(outputs.size(1), device=outputs.device) < lengths.unsqueeze(1)).unsqueeze(
+        -1
+    )
     if how == "mean":
         return (outputs * mask).sum(1) / lengths.unsqueeze(1).to(outputs.dtype)
     return outputs.masked_fill(~mask, torch.finfo(outputs.dtype).min).amax(1)

@@ -19,7 +19,9 @@ TEST_KEYS = ("test/acc", "test/f1", "test/auroc", "test/loss")
 
 
 def test_metrics(trainer: Trainer) -> dict[str, float]:
-    return {k: float(trainer.callback_metrics[k]) for k in TEST_KEYS if k in trainer.callback_metrics}
+    return {
+        k: float(trainer.callback_metrics[k]) for k in TEST_KEYS if k in trainer.callback_metrics
+    }
 
 
 def write_metrics(trainer: Trainer, path: Path, metrics: dict[str, Any]) -> None:

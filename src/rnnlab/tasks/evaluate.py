@@ -22,7 +22,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     data_hparams = dict(checkpoint.get("datamodule_hyper_parameters", {}))
     data_hparams.update(path=cfg.data.path, cache_dir=cfg.data.cache_dir)
     datamodule = IMDBDataModule(**data_hparams, tokenizer_json=model.tokenizer_json)
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=False, use_distributed_sampler=False)
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, logger=False, use_distributed_sampler=False
+    )
     trainer.test(model, datamodule=datamodule)
     metrics = {"ckpt_path": str(cfg.ckpt_path), **test_metrics(trainer)}
     write_metrics(trainer, Path(cfg.paths.output_dir) / "metrics.json", metrics)

@@ -35,7 +35,9 @@ class Predictor:
         checkpoint = read_checkpoint(path)
         model = classifier_from_checkpoint(checkpoint)
         if not model.tokenizer_json:
-            raise ConfigError(f"ckpt_path={path!r}: holds no tokenizer; was it written by train.py?")
+            raise ConfigError(
+                f"ckpt_path={path!r}: holds no tokenizer; was it written by train.py?"
+            )
         data = checkpoint.get("datamodule_hyper_parameters", {})
         return cls(model, data.get("max_len", 400), data.get("truncation", "head_tail"))
 

@@ -15,7 +15,9 @@ from rnnlab.utils.errors import ConfigError
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"ckpt_path={str(path)!r}: no such file; pass a .ckpt written by train.py")
+        raise ConfigError(
+            f"ckpt_path={str(path)!r}: no such file; pass a .ckpt written by train.py"
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

@@ -35,9 +35,9 @@ def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
     loggers = []
     for c in _entries(cfg):
         extra = {}
-        if c._target_.endswith("WandbLogger") and "WANDB_MODE" not in os.environ:
-            if not wandb_has_credentials():
-                log.warning("wandb: no credentials found, logging offline (WANDB_MODE=offline)")
-                extra["offline"] = True
+        wandb = c._target_.endswith("WandbLogger") and "WANDB_MODE" not in os.environ
+        if wandb and not wandb_has_credentials():
+            log.warning("wandb: no credentials found, logging offline (WANDB_MODE=offline)")
+            extra["offline"] = True
         loggers.append(hydra.utils.instantiate(c, **extra))
     return loggers

@@ -1,0 +1,98 @@
+"""Synthetic IMDB-like reviews in both local layouts, and Hydra composition helpers."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+REAL_IMDB = Path(os.environ.get("IMDB_DIR", ROOT.parent / "shared" / "data" / "imdb"))
+
+POSITIVE = ["great", "wonderful", "moving", "superb", "loved", "brilliant"]
+NEGATIVE = ["awful", "boring", "terrible", "waste", "hated", "dull"]
+FILLER = ["the", "film", "a", "plot", "actor", "scene", "was", "and", "of", "it", "story", "<br />"]
+
+
+def make_reviews(n: int, seed: int) -> tuple[list[str], list[int]]:
+    """Balanced reviews whose label is carried by a few sentiment words among filler."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        label = i % 2
+        words = [rng.choice(FILLER) for _ in range(rng.randint(4, 40))]
+        for _ in range(rng.randint(1, 3)):
+            words.insert(rng.randrange(len(words) + 1), rng.choice(POSITIVE if label else NEGATIVE))
+        texts.append(" ".join(words).capitalize() + ".")
+        labels.append(label)
+    return texts, labels
+
+
+def write_hub_layout(root: Path, n_train: int = 240, n_test: int = 120, seed: int = 0) -> Path:
+    (root / "plain_text").mkdir(parents=True)
+    for split, n, s in (("train", n_train, seed), ("test", n_test, seed + 1)):
+        texts, labels = make_reviews(n, s)
+        table = pa.table({"text": texts, "label": labels})
+        pq.write_table(table, root / "plain_text" / f"{split}-00000-of-00001.parquet")
+    return root
+
+
+def write_acl_layout(root: Path, n_train: int = 240, n_test: int = 120, seed: int = 0) -> Path:
+    for split, n, s in (("train", n_train, seed), ("test", n_test, seed + 1)):
+        texts, labels = make_reviews(n, s)
+        for i, (text, label) in enumerate(zip(texts, labels)):
+            folder = root / "aclImdb" / split / ("pos" if label else "neg")
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{i:05d}_{7 if label else 2}.txt").write_text(text, encoding="utf-8")
+    return root / "aclImdb"
+
+
+@pytest.fixture(scope="session")
+def hub_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_hub_layout(tmp_path_factory.mktemp("hub_imdb"))
+
+
+@pytest.fixture(scope="session")
+def acl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_acl_layout(tmp_path_factory.mktemp("acl_imdb"))
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def compose_cfg(
+    config_name: str, overrides: list[str], output_dir: Path, cache: Path, data: Path | None = None
+) -> DictConfig:
+    """Compose like the entry points do, with run paths that need no Hydra runtime."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=False)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(ROOT)
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir)
+        cfg.paths.cache_dir = str(cache)
+        if data is not None and "data" in cfg:
+            cfg.data.path = str(data)
+    return cfg
+
+
+TINY = [
+    "model.embedding_dim=16",
+    "model.hidden_size=16",
+    "data.batch_size=8",
+    "data.eval_batch_size=32",
+    "data.vocab_size=100",
+    "trainer.accelerator=cpu",
+    "trainer.enable_model_summary=false",
+    "logger=csv",
+    "callbacks.progress_bar=null",
+]

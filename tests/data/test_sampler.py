@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from rnnlab.data.sampler import BucketBatchSampler
+
+LENGTHS = np.random.default_rng(0).integers(1, 500, size=1003)
+
+
+def test_every_example_is_drawn_exactly_once_per_epoch() -> None:
+    sampler = BucketBatchSampler(LENGTHS, batch_size=32, pool_factor=4)
+    drawn = [i for batch in sampler for i in batch]
+    assert sorted(drawn) == list(range(len(LENGTHS)))
+    assert len(list(sampler)) == len(sampler)
+
+
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_ranks_get_equal_batch_counts_and_cover_the_data_exactly_once(world: int) -> None:
+    samplers = [
+        BucketBatchSampler(LENGTHS, 32, pool_factor=4, num_replicas=world, rank=r)
+        for r in range(world)
+    ]
+    per_rank = [list(s) for s in samplers]
+    assert len({len(b) for b in per_rank}) == 1
+    assert all(len(b) == len(s) for b, s in zip(per_rank, samplers))
+    drawn = [i for batches in per_rank for batch in batches for i in batch]
+    assert sorted(drawn) == list(range(len(LENGTHS)))
+
+
+def test_set_epoch_reshuffles_and_same_epoch_repeats() -> None:
+    sampler = BucketBatchSampler(LENGTHS, 32, seed=1)
+    first = list(sampler)
+    assert list(sampler) == first
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+
+
+def test_bucketing_keeps_padding_small() -> None:
+    sampler = BucketBatchSampler(LENGTHS, 32, pool_factor=50)
+    real = sum(LENGTHS[b].sum() for b in sampler)
+    padded = sum(LENGTHS[b].max() * len(b) for b in sampler)
+    assert 1 - real / padded < 0.05
+
+
+def test_unshuffled_sampler_is_deterministic_across_epochs() -> None:
+    sampler = BucketBatchSampler(LENGTHS, 32, shuffle=False)
+    first = list(sampler)
+    sampler.set_epoch(3)
+    assert list(sampler) == first

@@ -1,0 +1,85 @@
+import pytest
+import torch
+from lightning import Trainer
+from torch.utils.data import DataLoader
+
+from rnnlab.data.dataset import pad_collate
+from rnnlab.models import RNNClassifier
+from rnnlab.utils import ConfigError
+
+
+def _tiny_batches(n: int = 32) -> list:
+    gen = torch.Generator().manual_seed(0)
+    items = []
+    for i in range(n):
+        length = int(torch.randint(3, 15, (1,), generator=gen))
+        ids = torch.randint(3, 40, (length,), generator=gen)
+        ids[int(torch.randint(0, length, (1,), generator=gen))] = 1 + i % 2  # the sentiment token
+        items.append((ids.numpy(), i % 2))
+    return items
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_model_overfits_a_tiny_batch(cell) -> None:
+    torch.manual_seed(0)
+    model = RNNClassifier(
+        vocab_size=40,
+        pad_id=0,
+        cell=cell,
+        embedding_dim=16,
+        hidden_size=32,
+        pooling="max",
+        optimizer=lambda params: torch.optim.Adam(params, lr=1e-2),
+    )
+    loader = DataLoader(_tiny_batches(), batch_size=32, collate_fn=lambda b: pad_collate(b, 0))
+    trainer = Trainer(
+        max_epochs=60,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, loader)
+    batch = next(iter(loader))
+    with torch.no_grad():
+        predicted = model(batch["input_ids"], batch["lengths"]) > 0
+    assert (predicted.float() == batch["labels"]).float().mean() == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cell": "transformer"}, "model.cell='transformer'"),
+        ({"hidden_size": 0}, "model.hidden_size=0"),
+        ({"embedding_dim": -1}, "model.embedding_dim=-1"),
+        ({"dropout": 1.0}, "model.dropout=1.0"),
+        ({"pooling": "sum"}, "model.pooling='sum'"),
+        ({"nonlinearity": "sigmoid"}, "model.nonlinearity='sigmoid'"),
+    ],
+)
+def test_bad_model_settings_name_the_key_and_value(kwargs, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RNNClassifier(vocab_size=10, pad_id=0, **kwargs)
+
+
+def test_one_cycle_schedule_gets_the_run_length_from_the_trainer() -> None:
+    model = RNNClassifier(
+        vocab_size=40,
+        pad_id=0,
+        optimizer=lambda params: torch.optim.SGD(params, lr=0.1),
+        scheduler=lambda optimizer, total_steps: torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=0.1, total_steps=total_steps
+        ),
+    )
+    loader = DataLoader(_tiny_batches(), batch_size=8, collate_fn=lambda b: pad_collate(b, 0))
+    trainer = Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, loader)
+    assert trainer.lr_scheduler_configs[0].scheduler.total_steps == 8
