@@ -14,7 +14,7 @@ from omegaconf import DictConfig, open_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-REAL_IMDB = Path(os.environ.get("IMDB_DIR", ROOT.parent / "shared" / "data" / "imdb"))
+REAL_IMDB = os.environ.get("IMDB_DIR", str(ROOT.parent / "shared" / "data" / "imdb"))
 
 POSITIVE = ["great", "wonderful", "moving", "superb", "loved", "brilliant"]
 NEGATIVE = ["awful", "boring", "terrible", "waste", "hated", "dull"]
@@ -70,7 +70,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def compose_cfg(
-    config_name: str, overrides: list[str], output_dir: Path, cache: Path, data: Path | None = None
+    config_name: str, overrides: list[str], output_dir: Path, cache: Path, data: Path | str | None = None
 ) -> DictConfig:
     """Compose like the entry points do, with run paths that need no Hydra runtime."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
