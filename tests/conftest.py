@@ -70,7 +70,11 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def compose_cfg(
-    config_name: str, overrides: list[str], output_dir: Path, cache: Path, data: Path | str | None = None
+    config_name: str,
+    overrides: list[str],
+    output_dir: Path,
+    cache: Path,
+    data: Path | str | None = None,
 ) -> DictConfig:
     """Compose like the entry points do, with run paths that need no Hydra runtime."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

@@ -17,7 +17,11 @@ def real_cache(tmp_path_factory):
 
 def test_real_imdb_has_the_published_splits_and_balanced_labels() -> None:
     ds = load_imdb(REAL_IMDB)
-    assert {k: len(v) for k, v in ds.items()} == {"train": 25000, "test": 25000, "unsupervised": 50000}
+    assert {k: len(v) for k, v in ds.items()} == {
+        "train": 25000,
+        "test": 25000,
+        "unsupervised": 50000,
+    }
     for split in ("train", "test"):
         assert sum(ds[split]["label"]) == 12500
 
@@ -26,7 +30,11 @@ def test_real_data_module_tests_on_all_25000_reviews_and_carves_val_from_train(r
     dm = IMDBDataModule(REAL_IMDB, cache_dir=str(real_cache))
     dm.prepare_data()
     dm.setup("fit")
-    assert (len(dm.splits["train"]), len(dm.splits["val"]), len(dm.splits["test"])) == (22500, 2500, 25000)
+    assert (len(dm.splits["train"]), len(dm.splits["val"]), len(dm.splits["test"])) == (
+        22500,
+        2500,
+        25000,
+    )
     assert dm.vocab_size == 20000
     lengths = dm.splits["train"].lengths
     batches = list(dm.train_dataloader())
@@ -35,9 +43,20 @@ def test_real_data_module_tests_on_all_25000_reviews_and_carves_val_from_train(r
 
 
 def test_short_real_training_learns_something(real_cache, tmp_path) -> None:
-    overrides = [*TINY, "data.vocab_size=20000", "data.batch_size=64", "data.max_len=128",
-                 "model=gru", "model.hidden_size=64", "model.embedding_dim=64", "trainer.max_epochs=1",
-                 "trainer.limit_train_batches=150", "trainer.limit_val_batches=10",
-                 "trainer.limit_test_batches=20"]
+    overrides = [
+        *TINY,
+        "data.vocab_size=20000",
+        "data.batch_size=64",
+        "data.max_len=128",
+        "model=gru",
+        "model.hidden_size=64",
+        "model.embedding_dim=64",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=150",
+        "trainer.limit_val_batches=10",
+        "trainer.limit_test_batches=20",
+    ]
     metrics = train(compose_cfg("train", overrides, tmp_path, real_cache, REAL_IMDB))
-    assert metrics["val/acc_best"] > 0.7  # val is a shuffled, stratified slice; test is sorted by label
+    assert (
+        metrics["val/acc_best"] > 0.7
+    )  # val is a shuffled, stratified slice; test is sorted by label

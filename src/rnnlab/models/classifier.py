@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from lightning import LightningModule
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
-from rnnlab.models.encoder import CELLS, POOLINGS, RecurrentEncoder, pool
-from rnnlab.utils.errors import check
+from rnnlab.models.encoder import (
+    CELLS,
+    POOLINGS,
+    RecurrentEncoder,
+    RunningPool,
+    detach_state,
+    pool,
+)
+from rnnlab.models.init import INITS, init_recurrent
+from rnnlab.utils.errors import ConfigError, check
 
 NONLINEARITIES = ("tanh", "relu")
+TBPTT_LOSSES = ("every", "last")
+CLIP_ALGORITHMS = ("norm", "value")
+
+
+class TrainingDiverged(ConfigError):
+    """A non-finite loss or gradient: stop before any NaN reaches the weights or a checkpoint."""
 
 
 def _metrics(prefix: str) -> MetricCollection:
@@ -43,6 +59,10 @@ class RNNClassifier(LightningModule):
         dropout: float = 0.0,
         nonlinearity: str = "tanh",
         pooling: str = "max",
+        init: str = "default",
+        forget_bias: float | None = None,
+        tbptt_steps: int | None = None,
+        tbptt_loss: str = "every",
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         tokenizer_json: str | None = None,
@@ -63,6 +83,25 @@ class RNNClassifier(LightningModule):
             f"one of {list(NONLINEARITIES)}",
         )
         check(pooling in POOLINGS, "model.pooling", pooling, f"one of {list(POOLINGS)}")
+        check(init in INITS, "model.init", init, f"one of {list(INITS)}")
+        check(
+            tbptt_steps is None or (isinstance(tbptt_steps, int) and tbptt_steps >= 1),
+            "model.tbptt_steps",
+            tbptt_steps,
+            "null (full BPTT) or an integer >= 1",
+        )
+        check(
+            tbptt_steps is None or not bidirectional,
+            "model.tbptt_steps",
+            tbptt_steps,
+            "null with model.bidirectional=true (the reverse pass needs the whole sequence)",
+        )
+        check(
+            tbptt_loss in TBPTT_LOSSES,
+            "model.tbptt_loss",
+            tbptt_loss,
+            f"one of {list(TBPTT_LOSSES)}",
+        )
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "tokenizer_json"])
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -74,6 +113,13 @@ class RNNClassifier(LightningModule):
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.output_size, 1)
+        for module in self.encoder.recurrent_modules:
+            init_recurrent(module, init, forget_bias)
+        # Truncated BPTT steps the optimizer once per chunk, so Lightning's automatic loop (and
+        # its clipping) cannot be used; the train task routes trainer.gradient_clip_* here.
+        self.automatic_optimization = tbptt_steps is None
+        self.manual_clip_val: float | None = None
+        self.manual_clip_algorithm = "norm"
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.val_metrics = _metrics("val/")
         self.test_metrics = _metrics("test/")
@@ -81,7 +127,10 @@ class RNNClassifier(LightningModule):
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
         """Token ids (B, T), right-padded, and lengths (B,) -> logits (B,)."""
-        x = self.dropout(self.embedding(input_ids))
+        return self.classify_embedded(self.dropout(self.embedding(input_ids)), lengths)
+
+    def classify_embedded(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """From embedded inputs, so diagnostics can ask for the gradient at every input step."""
         outputs = self.encoder(x, lengths)
         pooled = pool(outputs, lengths, self.hparams.pooling, self.hparams.bidirectional)
         return self.head(self.dropout(pooled)).squeeze(-1).float()
@@ -96,13 +145,125 @@ class RNNClassifier(LightningModule):
         if hasattr(batch_sampler, "set_epoch"):
             batch_sampler.set_epoch(self.current_epoch)
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss, logits = self._shared_step(batch)
-        acc = ((logits > 0).float() == batch["labels"]).float().mean()
-        size = len(batch["labels"])
+    def _check_finite(self, loss: Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"train/loss={loss.item()} at global step {self.global_step} (epoch {self.current_epoch}): "
+                "training stopped, last.ckpt keeps the last good state; try trainer.gradient_clip_val=1.0 "
+                "or a lower model.optimizer.lr"
+            )
+
+    def _log_train(self, loss: Tensor, logits: Tensor, labels: Tensor) -> None:
+        acc = ((logits > 0).float() == labels).float().mean()
+        size = len(labels)
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/acc", acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=size)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
+        if not self.automatic_optimization:
+            return self._tbptt_training_step(batch)
+        loss, logits = self._shared_step(batch)
+        self._check_finite(loss)
+        self._log_train(loss, logits, batch["labels"])
         return loss
+
+    def _chunk_count(self, length: int) -> int:
+        """Every DDP rank must run as many backward passes as the others, or it hangs."""
+        count = math.ceil(length / self.hparams.tbptt_steps)
+        if self._trainer is not None and self.trainer.world_size > 1:
+            count = int(
+                self.trainer.strategy.reduce(
+                    torch.tensor(count, device=self.device), reduce_op="max"
+                )
+            )
+        return count
+
+    def tbptt_losses(self, batch: dict[str, Tensor]) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield (loss, logits) per chunk of `tbptt_steps` tokens; backward each before resuming.
+
+        The carried hidden state (and running pooled summary) is detached between chunks, so
+        no gradient crosses a chunk boundary. `tbptt_loss=every`: each chunk's loss is the label
+        predicted from the state at the chunk's end, over sequences still running in it;
+        `last`: only the final chunk has a loss, earlier chunks only carry the state forward.
+        """
+        ids, lengths, labels = batch["input_ids"], batch["lengths"], batch["labels"]
+        k = self.hparams.tbptt_steps
+        chunks = self._chunk_count(ids.size(1))
+        if chunks * k > ids.size(1):
+            ids = F.pad(ids, (0, chunks * k - ids.size(1)), value=self.hparams.pad_id)
+        state, pooled = None, RunningPool(self.hparams.pooling)
+        for i, chunk in enumerate(ids.split(k, dim=1)):
+            chunk_len = (lengths - i * k).clamp(0, k)
+            with_grad = self.hparams.tbptt_loss == "every" or i == chunks - 1
+            with torch.set_grad_enabled(with_grad):
+                outputs, state = self.encoder.forward_chunk(
+                    self.dropout(self.embedding(chunk)), chunk_len, state
+                )
+                summary = pooled.update(outputs, chunk_len)
+                logits = self.head(self.dropout(summary)).squeeze(-1).float()
+            if with_grad:
+                weight = (
+                    (chunk_len > 0).float()
+                    if self.hparams.tbptt_loss == "every"
+                    else torch.ones_like(labels)
+                )
+                per_row = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+                yield (per_row * weight).sum() / weight.sum().clamp(min=1), logits
+            state = detach_state(state)
+            pooled.detach()
+
+    def _tbptt_training_step(self, batch: dict[str, Tensor]) -> None:
+        optimizer = self.optimizers()
+        losses, logits = [], None
+        for loss, chunk_logits in self.tbptt_losses(batch):
+            self._check_finite(loss)
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+            losses.append(loss.detach())
+            logits = chunk_logits.detach()
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+        self._log_train(torch.stack(losses).mean(), logits, batch["labels"])
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Runs after unscaling under 16-mixed, so norms and clipping see the true gradients."""
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if not grads:
+            return
+        norm = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])
+        )
+        if (
+            not torch.isfinite(norm)
+            and getattr(self.trainer.precision_plugin, "scaler", None) is None
+        ):
+            # (under 16-mixed the grad scaler skips such steps itself and lowers its scale)
+            raise TrainingDiverged(
+                f"train/grad_norm={norm.item()} at global step {self.global_step} (epoch {self.current_epoch}): "
+                "training stopped before the weights were touched; try trainer.gradient_clip_val=1.0 "
+                "or a lower model.optimizer.lr"
+            )
+        if self.automatic_optimization:
+            clip_val, algorithm = (
+                self.trainer.gradient_clip_val,
+                self.trainer.gradient_clip_algorithm,
+            )
+        else:
+            clip_val, algorithm = self.manual_clip_val, self.manual_clip_algorithm
+        clipped = False
+        if clip_val:
+            if algorithm == "value":  # Lightning's enum compares equal to its string
+                clipped = any(bool((g.abs() > clip_val).any()) for g in grads)
+            else:
+                clipped = bool(norm > clip_val)
+            if not self.automatic_optimization:
+                self.clip_gradients(
+                    optimizer, gradient_clip_val=clip_val, gradient_clip_algorithm=algorithm
+                )
+        self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+        self.log("train/clip_frac", float(clipped), on_step=False, on_epoch=True, prog_bar=False)
 
     def on_validation_epoch_start(self) -> None:
         self.val_metrics.reset()

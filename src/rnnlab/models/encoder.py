@@ -8,9 +8,13 @@ reverse direction of a bidirectional network runs on each sequence reversed with
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+State = Tensor | tuple[Tensor, Tensor] | None
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 POOLINGS = ("last", "mean", "max")
@@ -76,6 +80,37 @@ class RecurrentEncoder(nn.Module):
                 x = torch.cat([fwd(x)[0], back], dim=-1)
             return x
 
+    def forward_chunk(self, x: Tensor, chunk_len: Tensor, state: State) -> tuple[Tensor, State]:
+        """One truncated-BPTT chunk from `state`; rows whose sequence already ended keep theirs.
+
+        A chunk where every row is full runs padded (fast); a chunk where some sequence ends
+        runs packed, so each row's carried state is the one at its own last token.
+        """
+        with _no_onednn_under_cpu_autocast(x):
+            if bool((chunk_len == x.size(1)).all()):
+                outputs, new = self.rnn(x, state)
+            else:
+                steps = chunk_len.clamp(min=1).cpu()
+                packed = pack_padded_sequence(x, steps, batch_first=True, enforce_sorted=False)
+                outputs, new = self.rnn(packed, state)
+                outputs = pad_packed_sequence(outputs, batch_first=True, total_length=x.size(1))[0]
+        return outputs, _where_state(chunk_len == 0, state, new)
+
+
+def _where_state(keep: Tensor, old: State, new: State) -> State:
+    if old is None or not bool(keep.any()):
+        return new
+    mask = keep.view(1, -1, 1)
+    if isinstance(new, tuple):
+        return tuple(torch.where(mask, o, n) for o, n in zip(old, new))
+    return torch.where(mask, old, new)
+
+
+def detach_state(state: State) -> State:
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)
+    return None if state is None else state.detach()
+
 
 def pool(outputs: Tensor, lengths: Tensor, how: str, bidirectional: bool) -> Tensor:
     """Summarise each sequence from its valid steps only."""
@@ -93,3 +128,34 @@ def pool(outputs: Tensor, lengths: Tensor, how: str, bidirectional: bool) -> Ten
     if how == "mean":
         return (outputs * mask).sum(1) / lengths.unsqueeze(1).to(outputs.dtype)
     return outputs.masked_fill(~mask, torch.finfo(outputs.dtype).min).amax(1)
+
+
+@dataclass
+class RunningPool:
+    """Pooling over a sequence that arrives in chunks (truncated BPTT)."""
+
+    how: str
+    value: Tensor | None = None
+    count: Tensor | None = None
+
+    def update(self, outputs: Tensor, chunk_len: Tensor) -> Tensor:
+        """Fold in a chunk's valid steps; rows with no valid step keep their value."""
+        chunk_len = chunk_len.to(outputs.device)
+        active = (chunk_len > 0).unsqueeze(1)
+        if self.how == "mean":
+            mask = torch.arange(outputs.size(1), device=outputs.device) < chunk_len.unsqueeze(1)
+            total = (outputs * mask.unsqueeze(-1)).sum(1)
+            self.value = total if self.value is None else self.value + total
+            self.count = chunk_len if self.count is None else self.count + chunk_len
+            return self.value / self.count.clamp(min=1).unsqueeze(1).to(outputs.dtype)
+        current = pool(outputs, chunk_len.clamp(min=1), self.how, bidirectional=False)
+        if self.value is None:
+            self.value = current
+        elif self.how == "max":
+            self.value = torch.where(active, torch.maximum(self.value, current), self.value)
+        else:
+            self.value = torch.where(active, current, self.value)
+        return self.value
+
+    def detach(self) -> None:
+        self.value = None if self.value is None else self.value.detach()

@@ -23,6 +23,16 @@ def _find(callbacks: list, kind: type) -> Any | None:
     return next((c for c in callbacks if isinstance(c, kind)), None)
 
 
+def route_clipping(trainer_cfg: DictConfig, model: Any) -> dict[str, Any]:
+    """Lightning refuses gradient_clip_* under manual optimization (truncated BPTT): hand them
+    to the model, which clips after unscaling in on_before_optimizer_step."""
+    if getattr(model, "automatic_optimization", True):
+        return {}
+    model.manual_clip_val = trainer_cfg.get("gradient_clip_val")
+    model.manual_clip_algorithm = trainer_cfg.get("gradient_clip_algorithm") or "norm"
+    return {"gradient_clip_val": None, "gradient_clip_algorithm": None}
+
+
 @task_wrapper
 def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
@@ -40,7 +50,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, use_distributed_sampler=False
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        use_distributed_sampler=False,
+        **route_clipping(cfg.trainer, model),
     )
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

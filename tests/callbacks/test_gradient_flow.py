@@ -1,0 +1,35 @@
+import csv
+
+import torch
+
+from rnnlab.callbacks.gradient_flow import gradient_per_step
+from rnnlab.models import RNNClassifier
+from rnnlab.tasks.train import train
+from tests.conftest import TINY, compose_cfg
+
+
+def test_gradient_is_reported_per_distance_from_each_reviews_end() -> None:
+    torch.manual_seed(0)
+    model = RNNClassifier(
+        vocab_size=30, pad_id=0, cell="rnn", embedding_dim=8, hidden_size=8, pooling="last"
+    )
+    ids = torch.randint(1, 30, (2, 12))
+    ids[1, 6:] = 0
+    batch = {"input_ids": ids, "lengths": torch.tensor([12, 6]), "labels": torch.tensor([1.0, 0.0])}
+    norms = gradient_per_step(model, batch)
+    assert norms.shape == (12,)
+    assert (norms > 0).all()
+    assert model.training  # the measurement restores the mode it found
+
+
+def test_vanilla_rnn_gradient_vanishes_with_distance_while_the_callback_writes_csv_and_png(
+    hub_dir, cache_dir, tmp_path
+) -> None:
+    overrides = [*TINY, "model=rnn", "model.pooling=last", "debug=fdr", "model.hidden_size=32"]
+    train(compose_cfg("train", overrides, tmp_path, cache_dir, hub_dir))
+    out = tmp_path / "gradient_flow"
+    assert (out / "gradient_flow.png").stat().st_size > 1000
+    with (out / "gradient_flow.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    first = [float(r["grad_norm"]) for r in rows if r["global_step"] == "0"]
+    assert first[0] > first[-1]

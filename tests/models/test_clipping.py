@@ -1,0 +1,114 @@
+import pytest
+import torch
+from lightning import Callback, Trainer
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader
+
+from rnnlab.data.dataset import pad_collate
+from rnnlab.models import RNNClassifier
+from rnnlab.models.classifier import TrainingDiverged
+from rnnlab.tasks.train import route_clipping
+from tests.models.test_tbptt import _memory_items
+
+
+class RecordPreStep(Callback):
+    """What the optimizer really used (the closure runs inside step(), so read them after it)."""
+
+    def __init__(self) -> None:
+        self.norms: list[float] = []
+        self.max_abs: list[float] = []
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        def hook(optimizer, args, kwargs):
+            grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+            self.norms.append(
+                float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+            )
+            self.max_abs.append(max(float(g.abs().max()) for g in grads))
+
+        for optimizer in trainer.optimizers:
+            optimizer.register_step_post_hook(hook)
+
+
+def _fit(
+    tbptt: int | None, precision: str, clip: float, algorithm: str
+) -> tuple[RecordPreStep, Trainer]:
+    torch.manual_seed(0)
+    model = RNNClassifier(
+        vocab_size=20, pad_id=0, cell="lstm", embedding_dim=8, hidden_size=8, tbptt_steps=tbptt
+    )
+    trainer_cfg = OmegaConf.create(
+        {"gradient_clip_val": clip, "gradient_clip_algorithm": algorithm}
+    )
+    routed = {**trainer_cfg, **route_clipping(trainer_cfg, model)}
+    record = RecordPreStep()
+    trainer = Trainer(
+        max_steps=6,
+        accelerator="cpu",
+        precision=precision,
+        logger=False,
+        callbacks=[record],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **routed,
+    )
+    loader = DataLoader(_memory_items(16), batch_size=8, collate_fn=lambda b: pad_collate(b, 0))
+    trainer.fit(model, loader)
+    return record, trainer
+
+
+@pytest.mark.parametrize("tbptt", [None, 5], ids=["automatic", "tbptt"])
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_clipped_norm_never_exceeds_the_clip_value(tbptt, precision) -> None:
+    record, trainer = _fit(tbptt, precision, clip=1e-3, algorithm="norm")
+    assert record.norms and max(record.norms) <= 1e-3 * (1 + 1e-3)
+    assert trainer.callback_metrics["train/clip_frac"] == 1.0
+    assert trainer.callback_metrics["train/grad_norm"] > 1e-3  # logged before clipping
+
+
+@pytest.mark.parametrize("tbptt", [None, 5], ids=["automatic", "tbptt"])
+def test_clip_by_value_bounds_every_gradient_entry(tbptt) -> None:
+    record, _ = _fit(tbptt, "32-true", clip=1e-4, algorithm="value")
+    assert max(record.max_abs) <= 1e-4 * (1 + 1e-6)
+
+
+def test_tbptt_moves_trainer_clipping_to_the_model_so_lightning_does_not_refuse_it() -> None:
+    model = RNNClassifier(vocab_size=20, pad_id=0, tbptt_steps=5)
+    routed = route_clipping(
+        OmegaConf.create({"gradient_clip_val": 0.5, "gradient_clip_algorithm": "value"}), model
+    )
+    assert routed == {"gradient_clip_val": None, "gradient_clip_algorithm": None}
+    assert (model.manual_clip_val, model.manual_clip_algorithm) == (0.5, "value")
+    assert (
+        route_clipping(
+            OmegaConf.create({"gradient_clip_val": 0.5}), RNNClassifier(vocab_size=20, pad_id=0)
+        )
+        == {}
+    )
+
+
+class PoisonWeights(Callback):
+    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+        if trainer.global_step == 3:
+            with torch.no_grad():
+                pl_module.embedding.weight.fill_(float("nan"))
+
+
+@pytest.mark.parametrize("tbptt", [None, 5], ids=["automatic", "tbptt"])
+def test_non_finite_loss_stops_training_with_a_message_naming_the_step(tbptt) -> None:
+    model = RNNClassifier(vocab_size=20, pad_id=0, tbptt_steps=tbptt)
+    trainer = Trainer(
+        max_steps=20,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[PoisonWeights()],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    loader = DataLoader(_memory_items(64), batch_size=4, collate_fn=lambda b: pad_collate(b, 0))
+    with pytest.raises(
+        TrainingDiverged, match=r"train/loss=nan at global step 3 .*gradient_clip_val"
+    ):
+        trainer.fit(model, loader)

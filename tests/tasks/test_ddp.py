@@ -1,0 +1,47 @@
+"""Two CPU processes (gloo) launched the way `python train.py trainer.devices=2` launches them."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, TINY
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["model.tbptt_steps=4", "trainer.gradient_clip_val=0.5"]],
+    ids=["full_bptt", "tbptt_clipped"],
+)
+def test_two_process_ddp_on_cpu_completes_and_writes_one_metrics_file(
+    extra, hub_dir, cache_dir, tmp_path
+) -> None:
+    run_dir = tmp_path / "run"
+    args = [
+        *[a for a in TINY if not a.startswith("callbacks.")],
+        "model=gru",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.max_epochs=2",
+        f"data.path={hub_dir}",
+        f"paths.cache_dir={cache_dir}",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+    ]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics_files = list(tmp_path.rglob("metrics.json"))
+    assert metrics_files == [run_dir / "metrics.json"]
+    metrics = json.loads(metrics_files[0].read_text())
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
