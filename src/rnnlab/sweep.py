@@ -26,6 +26,8 @@ from typing import Any
 import yaml
 from rich.console import Console
 from rich.table import Table
+from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args
+from wandb.sdk.lib.runid import generate_id
 
 from rnnlab.utils.errors import ConfigError
 from rnnlab.utils.overrides import quote_override_value
@@ -39,11 +41,6 @@ from sweeps import (  # noqa: E402
     next_run,
     schema_violations_from_proposed_config,
 )
-from wandb.sdk.launch.sweeps.utils import (  # noqa: E402
-    create_sweep_command,
-    create_sweep_command_args,
-)
-from wandb.sdk.lib.runid import generate_id  # noqa: E402
 
 LOGGERS = {"csv": "logger=csv", "wandb": "logger=wandb", "both": "logger=[csv,wandb]"}
 RUN_FILE = "sweep_run.json"
@@ -185,7 +182,7 @@ def run_sweep(
         if logger != "csv":
             env.setdefault("WANDB_MODE", "offline")
         console.rule(f"run {name}")
-        console.print(" ".join(command[1:]), soft_wrap=True)
+        console.print(" ".join(command[1:]), soft_wrap=True, markup=False)
         exitcode = subprocess.run(command, env=env).returncode
         run = finished_run(name, config, run_dir, exitcode)
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,103 @@
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rnnlab.report import collect, main, read_wandb_run
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def make_run(run_dir: Path, cell: str, max_len: int, hidden: int, acc: float) -> None:
+    """A run directory as train.py leaves it: metrics.json beside Hydra's .hydra/config.yaml."""
+    (run_dir / ".hydra").mkdir(parents=True)
+    config = {"model": {"cell": cell, "hidden_size": hidden}, "data": {"max_len": max_len}}
+    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    metrics = {
+        "test/acc": acc,
+        "test/f1": acc - 0.01,
+        "train_time_s": 12.5,
+        "trainable_params": 1000 * hidden,
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+
+@pytest.fixture
+def sweep_dir(tmp_path) -> Path:
+    for i, (cell, max_len, acc) in enumerate(
+        [("gru", 64, 0.80), ("rnn", 256, 0.60), ("rnn", 64, 0.70), ("gru", 256, 0.85)]
+    ):
+        make_run(tmp_path / "sweep" / f"{i:03d}-run", cell, max_len, 64, acc)
+    eval_run = tmp_path / "sweep" / "eval"  # eval.py also writes metrics.json: not a training run
+    (eval_run / ".hydra").mkdir(parents=True)
+    (eval_run / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"data": {"max_len": 64}}))
+    (eval_run / "metrics.json").write_text(json.dumps({"test/acc": 0.5}))
+    return tmp_path / "sweep"
+
+
+def test_report_writes_sorted_table_and_both_plots(sweep_dir, tmp_path) -> None:
+    out = tmp_path / "report"
+    main([str(sweep_dir), "--out", str(out)])
+    with (out / "runs.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["cell"], r["max_len"]) for r in rows] == [
+        ("rnn", "64"),
+        ("rnn", "256"),
+        ("gru", "64"),
+        ("gru", "256"),
+    ]
+    assert rows[0]["test_acc"] == "0.7" and rows[0]["trainable_params"] == "64000"
+    markdown = (out / "runs.md").read_text().splitlines()
+    assert markdown[0].startswith("| cell | hidden size | max_len | test acc | F1 | train time")
+    assert "| rnn | 64 | 64 | 0.7000 | 0.6900 | 12.5 | 64000 |" in markdown[2]
+    for png in ("acc_vs_max_len.png", "acc_vs_hidden_size.png"):
+        assert (out / png).read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.fixture(scope="module")
+def wandb_dir(tmp_path_factory) -> Path:
+    """A finished offline wandb run (no metrics.json), as a WandbLogger-only run leaves it."""
+    folder = tmp_path_factory.mktemp("wandb_only")
+    script = (
+        "import wandb\n"
+        f"run = wandb.init(project='rnnlab', dir={str(folder)!r},"
+        " config={'model': {'cell': 'lstm', 'hidden_size': 32}, 'data': {'max_len': 128}})\n"
+        "run.log({'test/acc': 0.75, 'test/f1': 0.7})\n"
+        "run.finish()\n"
+    )
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
+    return folder / "wandb"
+
+
+def test_report_reads_offline_wandb_runs_that_have_no_metrics_json(wandb_dir) -> None:
+    [wandb_file] = wandb_dir.glob("offline-run-*/run-*.wandb")
+    config, summary, finished = read_wandb_run(wandb_file)
+    assert finished and config["model"] == {"cell": "lstm", "hidden_size": 32}
+    assert summary["test/acc"] == 0.75
+    [row] = collect([wandb_dir.parent])
+    assert (row["cell"], row["hidden_size"], row["max_len"], row["test_acc"]) == (
+        "lstm",
+        32,
+        128,
+        0.75,
+    )
+
+
+def test_wandb_run_inside_a_run_directory_is_counted_once(sweep_dir, wandb_dir) -> None:
+    shutil.copytree(wandb_dir, sweep_dir / "000-run" / "wandb", symlinks=True)
+    assert len(collect([sweep_dir])) == 4
+
+
+def test_report_on_a_folder_without_runs_is_a_one_line_error(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path), "--out", str(tmp_path / "report")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no finished runs under") and "\n" not in err
