@@ -111,13 +111,15 @@ def collect(roots: list[Path]) -> list[dict[str, Any]]:
                 continue
             seen.add(run_dir)
             config = yaml.safe_load(config_file.read_text())
-            row = _row(str(run_dir), config, json.loads(metrics_file.read_text()))
+            run = str(run_dir.relative_to(root)) if run_dir != root else run_dir.name
+            row = _row(run, config, json.loads(metrics_file.read_text()))
             rows += [row] if row else []
         for wandb_file in sorted(root.rglob("wandb/*run-*/run-*.wandb")):
             if any(d in seen for d in wandb_file.parents):
                 continue  # its run directory's metrics.json already counted
             config, summary, finished = read_wandb_run(wandb_file)
-            row = _row(str(wandb_file.parent), config, summary) if finished else None
+            run = str(wandb_file.parent.relative_to(root))
+            row = _row(run, config, summary) if finished else None
             rows += [row] if row else []
     return sorted(
         rows,
@@ -172,10 +174,14 @@ def plot(rows: list[dict[str, Any]], x: str, label: str, path: Path) -> None:
     for cell, by_x in sorted(points.items(), key=lambda kv: CELL_ORDER.get(kv[0], 9)):
         xs = sorted(by_x)
         ax.plot(xs, [sum(by_x[v]) / len(by_x[v]) for v in xs], marker="o", label=cell)
+    ticks = sorted({v for by_x in points.values() for v in by_x})
     ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, [str(v) for v in ticks])
+    ax.minorticks_off()
     ax.set_xlabel(label)
     ax.set_ylabel("test accuracy")
-    ax.set_title(f"IMDB test accuracy vs {label}")
+    averaged = any(len(accs) > 1 for by_x in points.values() for accs in by_x.values())
+    ax.set_title(f"IMDB test accuracy vs {label}" + (" (mean over runs)" if averaged else ""))
     ax.grid(alpha=0.3)
     ax.legend(title="cell")
     fig.tight_layout()
