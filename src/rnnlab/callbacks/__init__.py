@@ -1,4 +1,5 @@
 from rnnlab.callbacks.gradient_flow import GradientFlow
+from rnnlab.callbacks.interrupt import SaveOnInterrupt
 from rnnlab.callbacks.throughput import TokenThroughput
 
-__all__ = ["GradientFlow", "TokenThroughput"]
+__all__ = ["GradientFlow", "SaveOnInterrupt", "TokenThroughput"]

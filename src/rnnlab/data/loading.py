@@ -67,7 +67,12 @@ def load_imdb(path: str) -> DatasetDict:
     acl = _acl_root(local) if looks_local else None
     try:
         ds = _read_acl(acl) if acl else datasets.load_dataset(str(local) if looks_local else path)
-    except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as err:
+    except (
+        FileNotFoundError,
+        ValueError,
+        datasets.exceptions.DatasetNotFoundError,
+        datasets.exceptions.DatasetGenerationError,
+    ) as err:
         raise ConfigError(
             f"data.path={path!r}: could not load a dataset there ({type(err).__name__}); "
             "set IMDB_DIR or data.path to a Hub-layout IMDB folder or an aclImdb/ folder"

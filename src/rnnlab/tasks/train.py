@@ -14,9 +14,24 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.callbacks import TokenThroughput
 from rnnlab.tasks.common import test_metrics, write_metrics
-from rnnlab.utils import instantiate_callbacks, instantiate_loggers, task_wrapper
+from rnnlab.utils import (
+    ConfigError,
+    instantiate_callbacks,
+    instantiate_loggers,
+    read_checkpoint,
+    task_wrapper,
+)
 
 log = logging.getLogger(__name__)
+
+ARCHITECTURE_KEYS = (
+    "cell",
+    "vocab_size",
+    "embedding_dim",
+    "hidden_size",
+    "num_layers",
+    "bidirectional",
+)
 
 
 def _find(callbacks: list, kind: type) -> Any | None:
@@ -31,6 +46,30 @@ def route_clipping(trainer_cfg: DictConfig, model: Any) -> dict[str, Any]:
     model.manual_clip_val = trainer_cfg.get("gradient_clip_val")
     model.manual_clip_algorithm = trainer_cfg.get("gradient_clip_algorithm") or "norm"
     return {"gradient_clip_val": None, "gradient_clip_algorithm": None}
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path, model: Any) -> str | None:
+    """`last` means this run directory's own last.ckpt (resume with hydra.run.dir=<run>)."""
+    if ckpt_path is None:
+        return None
+    if ckpt_path == "last":
+        path = output_dir / "checkpoints" / "last.ckpt"
+        if not path.is_file():
+            raise ConfigError(
+                f"ckpt_path='last': {path} does not exist; pass hydra.run.dir=<the run to resume> "
+                "or ckpt_path=<path to a .ckpt>"
+            )
+        ckpt_path = str(path)
+    checkpoint = read_checkpoint(ckpt_path)
+    saved, wanted = checkpoint.get("hyper_parameters", {}), model.hparams
+    differ = [k for k in ARCHITECTURE_KEYS if k in saved and saved[k] != wanted.get(k)]
+    if differ:
+        was = ", ".join(f"model.{k}={saved[k]}" for k in differ)
+        now = ", ".join(f"model.{k}={wanted.get(k)}" for k in differ)
+        raise ConfigError(
+            f"ckpt_path={ckpt_path!r}: belongs to a different architecture ({was}; the config asks for {now})"
+        )
+    return ckpt_path
 
 
 @task_wrapper
@@ -62,7 +101,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics: dict[str, Any] = {"output_dir": str(output_dir)}
     if cfg.get("train"):
         start = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, model)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics["train_time_s"] = round(time.perf_counter() - start, 1)
         if (throughput := _find(callbacks, TokenThroughput)) and throughput.median:
             metrics["train_tokens_per_s"] = round(throughput.median)

@@ -22,6 +22,15 @@ def _finish_wandb() -> None:
             wandb.finish()
 
 
+def _config_error(err: BaseException) -> ConfigError | None:
+    """Our error, even when hydra.utils.instantiate wrapped it in an InstantiationException."""
+    while err is not None:
+        if isinstance(err, ConfigError):
+            return err
+        err = err.__cause__
+    return None
+
+
 def task_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn ConfigError into `error: ...` + exit 2 (full traceback with HYDRA_FULL_ERROR=1)."""
 
@@ -29,10 +38,11 @@ def task_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except ConfigError as err:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        except Exception as err:
+            config_error = _config_error(err)
+            if config_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {config_error}", file=sys.stderr)
             sys.exit(2)
         finally:
             _finish_wandb()

@@ -1,0 +1,220 @@
+"""Every bad input tried so far, and the one line it must get. Grow this table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from rnnlab.tasks.train import train
+from rnnlab.utils.cli import unknown_group_choice
+from tests.conftest import CONF, ROOT, TINY, compose_cfg, make_reviews
+
+
+class Opaque:
+    """Anything that is not plain data: a checkpoint holding it must be refused."""
+
+
+def _folder(tmp: Path, splits: dict[str, pa.Table]) -> Path:
+    (tmp / "plain_text").mkdir(parents=True)
+    for name, table in splits.items():
+        pq.write_table(table, tmp / "plain_text" / f"{name}-00000-of-00001.parquet")
+    return tmp
+
+
+def _reviews(n: int = 20) -> pa.Table:
+    texts, labels = make_reviews(n, 0)
+    return pa.table({"text": texts, "label": labels})
+
+
+def _bad_data(kind: str, tmp: Path) -> Path:
+    if kind == "no_test_split":
+        return _folder(tmp, {"train": _reviews()})
+    if kind == "labels_0_1_2":
+        table = pa.table({"text": ["a", "b", "c"] * 4, "label": [0, 1, 2] * 4})
+        return _folder(tmp, {"train": table, "test": table})
+    if kind == "missing_texts":
+        table = pa.table({"text": ["good", None, "bad", "ok"] * 3, "label": [1, 0, 0, 1] * 3})
+        return _folder(tmp, {"train": table, "test": table})
+    if kind == "splits_disagree":
+        return _folder(
+            tmp, {"train": pa.table({"review": ["a"] * 4, "label": [0, 1] * 2}), "test": _reviews()}
+        )
+    table = pa.table({"review": ["a", "b"] * 4, "label": [0, 1] * 4})
+    return _folder(tmp, {"train": table, "test": table})
+
+
+def _bad_ckpt(kind: str, tmp: Path) -> Path:
+    path = tmp / f"{kind}.ckpt"
+    if kind == "truncated":
+        buffer = tmp / "full.ckpt"
+        torch.save({"state_dict": {"w": torch.ones(1000)}}, buffer)
+        path.write_bytes(buffer.read_bytes()[:300])
+    elif kind == "not_a_checkpoint":
+        path.write_text("these are not the weights you are looking for")
+    elif kind == "other_architecture":
+        hparams = {
+            "cell": "lstm",
+            "vocab_size": 100,
+            "embedding_dim": 16,
+            "hidden_size": 99,
+            "num_layers": 1,
+            "bidirectional": False,
+            "pad_id": 0,
+        }
+        torch.save({"state_dict": {}, "hyper_parameters": hparams}, path)
+    elif kind == "pickled_object":
+        torch.save({"state_dict": {}, "payload": Opaque()}, path)
+    elif kind == "no_state_dict":
+        torch.save({"weights": torch.ones(2)}, path)
+    return path
+
+
+# (overrides, expected message fragment)
+CONFIG_ROWS = [
+    (["model.hidden_size=0"], "model.hidden_size=0: an integer >= 1"),
+    (["model.hidden_size=-3"], "model.hidden_size=-3: an integer >= 1"),
+    (["model.embedding_dim=0"], "model.embedding_dim=0: an integer >= 1"),
+    (["model.num_layers=0"], "model.num_layers=0: an integer >= 1"),
+    (["data.batch_size=0"], "data.batch_size=0: an integer >= 1"),
+    (["data.eval_batch_size=-1"], "data.eval_batch_size=-1: an integer >= 1"),
+    (["data.vocab_size=0"], "data.vocab_size=0: an integer > 2"),
+    (["data.max_len=0"], "data.max_len=0: an integer >= 1"),
+    (["data.val_fraction=0"], "data.val_fraction=0: a number in (0, 1)"),
+    (["data.val_fraction=1.5"], "data.val_fraction=1.5: a number in (0, 1)"),
+    (["data.truncation=middle"], "data.truncation='middle': one of ['head', 'tail', 'head_tail']"),
+    (
+        ["data.tokenizer=sentencepiece"],
+        "data.tokenizer='sentencepiece': one of ['wordlevel', 'bpe']",
+    ),
+    (["model.tbptt_steps=0"], "model.tbptt_steps=0: null (full BPTT) or an integer >= 1"),
+    (["model.tbptt_steps=-2"], "model.tbptt_steps=-2: null (full BPTT) or an integer >= 1"),
+    (
+        ["model.tbptt_steps=8", "model.bidirectional=true"],
+        "model.tbptt_steps=8: null with model.bidirectional=true",
+    ),
+    (["model.tbptt_loss=sometimes"], "model.tbptt_loss='sometimes': one of ['every', 'last']"),
+    (["model.dropout=1.0"], "model.dropout=1.0: a number in [0, 1)"),
+    (["model.dropout=-0.1"], "model.dropout=-0.1: a number in [0, 1)"),
+    (["model.pooling=sum"], "model.pooling='sum': one of ['last', 'mean', 'max']"),
+    (["model.nonlinearity=sigmoid"], "model.nonlinearity='sigmoid': one of ['tanh', 'relu']"),
+    (["model.init=xavier"], "model.init='xavier': one of ['default', 'orthogonal', 'identity']"),
+]
+DATA_ROWS = [
+    ("does_not_exist", "no such folder"),
+    ("no_test_split", "has no 'test' split"),
+    ("labels_0_1_2", "labels [0, 1, 2]; only 0/1 allowed"),
+    ("missing_texts", "has missing texts"),
+    ("no_text_column", "lacks column(s) ['text']"),
+    ("splits_disagree", "could not load a dataset there (DatasetGenerationError)"),
+]
+CKPT_ROWS = [
+    ("does_not_exist", "no such file"),
+    ("truncated", "not a readable checkpoint (truncated or corrupt?)"),
+    ("not_a_checkpoint", "not a readable checkpoint"),
+    ("no_state_dict", "not a Lightning checkpoint"),
+    ("pickled_object", "refused, it holds objects other than plain data"),
+    ("other_architecture", "belongs to a different architecture (model.cell=lstm"),
+    ("last_without_run", "ckpt_path='last'"),
+]
+GROUP_ROWS = [
+    ("model=transformer", "model='transformer': unknown; choose one of gru, lstm, rnn"),
+    ("logger=foo", "logger='foo': unknown; choose one of csv, none, tensorboard, wandb"),
+    ("trainer=tpu", "trainer='tpu': unknown; choose one of cpu, ddp, default, gpu"),
+    ("experiment=nope", "experiment='nope': unknown; choose one of seed_notebook"),
+]
+
+
+def _expect_one_line_error(overrides, data, hub_dir, cache_dir, tmp_path, capsys, fragment) -> None:
+    out = tmp_path / "run"
+    cfg = compose_cfg(
+        "train", [*TINY, "model=gru", "debug=fdr", *overrides], out, cache_dir, data or hub_dir
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        train(cfg)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[-1].startswith("error: ") and fragment in err[-1], err
+    assert not (out / "metrics.json").exists()
+    assert not list(out.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"), CONFIG_ROWS, ids=[" ".join(r[0]) for r in CONFIG_ROWS]
+)
+def test_bad_config_value_gets_one_line(
+    overrides, fragment, hub_dir, cache_dir, tmp_path, capsys
+) -> None:
+    _expect_one_line_error(overrides, None, hub_dir, cache_dir, tmp_path, capsys, fragment)
+
+
+@pytest.mark.parametrize(("kind", "fragment"), DATA_ROWS, ids=[r[0] for r in DATA_ROWS])
+def test_bad_data_folder_gets_one_line(
+    kind, fragment, hub_dir, cache_dir, tmp_path, capsys
+) -> None:
+    data = tmp_path / "missing" if kind == "does_not_exist" else _bad_data(kind, tmp_path / "data")
+    _expect_one_line_error([], data, hub_dir, cache_dir, tmp_path, capsys, fragment)
+
+
+@pytest.mark.parametrize(("kind", "fragment"), CKPT_ROWS, ids=[r[0] for r in CKPT_ROWS])
+def test_bad_checkpoint_gets_one_line(kind, fragment, hub_dir, cache_dir, tmp_path, capsys) -> None:
+    if kind == "last_without_run":
+        ckpt = "last"
+    elif kind == "does_not_exist":
+        ckpt = str(tmp_path / "nope.ckpt")
+    else:
+        ckpt = str(_bad_ckpt(kind, tmp_path))
+    _expect_one_line_error(
+        [f"ckpt_path={ckpt}", "trainer.fast_dev_run=false", "trainer.max_epochs=1"],
+        None,
+        hub_dir,
+        cache_dir,
+        tmp_path,
+        capsys,
+        fragment,
+    )
+
+
+@pytest.mark.parametrize(("arg", "fragment"), GROUP_ROWS, ids=[r[0] for r in GROUP_ROWS])
+def test_unknown_config_group_option_gets_one_line(arg, fragment) -> None:
+    assert unknown_group_choice([arg], CONF) == fragment
+
+
+def test_command_line_error_is_one_line_without_traceback(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "model=transformer"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip() == "error: model='transformer': unknown; choose one of gru, lstm, rnn"
+    )
+    assert not (tmp_path / "logs").exists()
+
+
+def test_bad_value_from_the_command_line_prints_no_traceback(tmp_path, hub_dir, cache_dir) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "data.max_len=0",
+            f"data.path={hub_dir}",
+            f"paths.cache_dir={cache_dir}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: data.max_len=0: an integer >= 1"
+    assert "Traceback" not in result.stderr
