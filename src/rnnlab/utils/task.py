@@ -5,9 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from rnnlab.utils.errors import ConfigError
 
@@ -38,6 +41,9 @@ def task_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except SIGTERMException:
+            # Lightning's exception is a SystemExit with status 0; a scheduler must see a failure
+            sys.exit(128 + signal.SIGTERM)
         except Exception as err:
             config_error = _config_error(err)
             if config_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
