@@ -17,7 +17,7 @@ from rnnlab.data.dataset import TRUNCATION_SIDES, EncodedReviews, pad_collate
 from rnnlab.data.loading import LABELS, load_imdb, source_fingerprint
 from rnnlab.data.sampler import BucketBatchSampler
 from rnnlab.data.tokenizer import KINDS, PAD, build_tokenizer, load_tokenizer
-from rnnlab.utils.errors import ConfigError, check
+from rnnlab.utils.errors import ConfigError, check, check_choice
 from rnnlab.utils.io import atomic_dir
 
 log = logging.getLogger(__name__)
@@ -52,14 +52,9 @@ class IMDBDataModule(LightningDataModule):
             vocab_size,
             "an integer > 2",
         )
-        check(tokenizer in KINDS, "data.tokenizer", tokenizer, f"one of {list(KINDS)}")
+        check_choice("data.tokenizer", tokenizer, KINDS)
         check(isinstance(max_len, int) and max_len >= 1, "data.max_len", max_len, "an integer >= 1")
-        check(
-            truncation in TRUNCATION_SIDES,
-            "data.truncation",
-            truncation,
-            f"one of {list(TRUNCATION_SIDES)}",
-        )
+        check_choice("data.truncation", truncation, TRUNCATION_SIDES)
         check(0 < val_fraction < 1, "data.val_fraction", val_fraction, "a number in (0, 1)")
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             check(isinstance(value, int) and value >= 1, f"data.{key}", value, "an integer >= 1")

@@ -23,7 +23,7 @@ from rnnlab.models.encoder import (
     pool,
 )
 from rnnlab.models.init import INITS, init_recurrent
-from rnnlab.utils.errors import ConfigError, check
+from rnnlab.utils.errors import ConfigError, check, check_choice
 
 NONLINEARITIES = ("tanh", "relu")
 TBPTT_LOSSES = ("every", "last")
@@ -68,7 +68,7 @@ class RNNClassifier(LightningModule):
         tokenizer_json: str | None = None,
     ) -> None:
         super().__init__()
-        check(cell in CELLS, "model.cell", cell, f"one of {list(CELLS)}")
+        check_choice("model.cell", cell, CELLS)
         for key, value in (
             ("embedding_dim", embedding_dim),
             ("hidden_size", hidden_size),
@@ -76,14 +76,9 @@ class RNNClassifier(LightningModule):
         ):
             check(isinstance(value, int) and value >= 1, f"model.{key}", value, "an integer >= 1")
         check(0 <= dropout < 1, "model.dropout", dropout, "a number in [0, 1)")
-        check(
-            nonlinearity in NONLINEARITIES,
-            "model.nonlinearity",
-            nonlinearity,
-            f"one of {list(NONLINEARITIES)}",
-        )
-        check(pooling in POOLINGS, "model.pooling", pooling, f"one of {list(POOLINGS)}")
-        check(init in INITS, "model.init", init, f"one of {list(INITS)}")
+        check_choice("model.nonlinearity", nonlinearity, NONLINEARITIES)
+        check_choice("model.pooling", pooling, POOLINGS)
+        check_choice("model.init", init, INITS)
         check(
             tbptt_steps is None or (isinstance(tbptt_steps, int) and tbptt_steps >= 1),
             "model.tbptt_steps",
@@ -96,12 +91,7 @@ class RNNClassifier(LightningModule):
             tbptt_steps,
             "null with model.bidirectional=true (the reverse pass needs the whole sequence)",
         )
-        check(
-            tbptt_loss in TBPTT_LOSSES,
-            "model.tbptt_loss",
-            tbptt_loss,
-            f"one of {list(TBPTT_LOSSES)}",
-        )
+        check_choice("model.tbptt_loss", tbptt_loss, TBPTT_LOSSES)
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "tokenizer_json"])
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler

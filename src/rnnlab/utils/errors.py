@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 
@@ -13,3 +14,7 @@ def check(ok: bool, key: str, value: Any, allowed: str) -> None:
     """Raise ConfigError("key=value: allowed") unless ok."""
     if not ok:
         raise ConfigError(f"{key}={value!r}: {allowed}")
+
+
+def check_choice(key: str, value: Any, choices: Collection[str]) -> None:
+    check(value in choices, key, value, f"one of {list(choices)}")
