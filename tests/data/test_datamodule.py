@@ -84,3 +84,13 @@ def test_truncation_keeps_the_configured_side(side: str, expected: list[int]) ->
 def test_bad_settings_name_the_key_and_value(kwargs, message, tmp_path) -> None:
     with pytest.raises(ConfigError, match=message):
         IMDBDataModule(str(tmp_path), **kwargs)
+
+
+def test_a_damaged_cache_is_detected_and_rebuilt(hub_dir, tmp_path, caplog) -> None:
+    first = _dm(hub_dir, tmp_path)
+    arrow = next((first.cache_path / "train").glob("*.arrow"))
+    arrow.write_bytes(arrow.read_bytes()[:100])
+    second = IMDBDataModule(str(hub_dir), cache_dir=str(tmp_path), vocab_size=100)
+    second.setup("fit")
+    assert "unreadable" in caplog.text and "rebuilding" in caplog.text
+    np.testing.assert_array_equal(second.splits["train"].flat, first.splits["train"].flat)

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import datasets
@@ -133,12 +134,32 @@ class IMDBDataModule(LightningDataModule):
             return
         if not (self.cache_path / "meta.json").is_file():
             self.prepare_data()
+        try:
+            self._load_cache()
+        except Exception as err:  # a cache damaged after it was written: rebuild, never trust it
+            log.warning(
+                "Encoded-data cache %s is unreadable (%s); rebuilding it",
+                self.cache_path,
+                type(err).__name__,
+            )
+            shutil.rmtree(self.cache_path, ignore_errors=True)
+            self.prepare_data()
+            self._load_cache()
+
+    def _load_cache(self) -> None:
+        meta = json.loads((self.cache_path / "meta.json").read_text(encoding="utf-8"))
         self.tokenizer_json = (self.cache_path / "tokenizer.json").read_text(encoding="utf-8")
+        splits = {}
         for name in SPLITS:
             table = datasets.load_from_disk(str(self.cache_path / name)).data.table
-            self.splits[name] = EncodedReviews.from_arrow(
+            splits[name] = EncodedReviews.from_arrow(
                 table, self.hparams.max_len, self.hparams.truncation
             )
+            if len(splits[name]) != meta["sizes"][name]:
+                raise ValueError(
+                    f"{name}: {len(splits[name])} rows, meta.json says {meta['sizes'][name]}"
+                )
+        self.splits = splits
 
     @functools.cached_property
     def tokenizer(self):

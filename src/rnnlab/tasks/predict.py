@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -59,7 +59,21 @@ class Predictor:
                 yield {"label": LABEL_NAMES[p >= 0.5], "prob_pos": round(p, 6)}
 
 
-def _texts(cfg: DictConfig, stdin: TextIO) -> Iterator[str]:
+def _decoded_lines(lines: Iterable[bytes], source: str) -> Iterator[str]:
+    """Invalid UTF-8 is replaced (U+FFFD), with one notice per source, never a crash."""
+    warned = False
+    for raw in lines:
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            line = raw.decode("utf-8", errors="replace")
+            if not warned:
+                print(f"notice: {source}: invalid UTF-8 replaced by U+FFFD", file=sys.stderr)
+                warned = True
+        yield line.rstrip("\r\n")
+
+
+def _texts(cfg: DictConfig, stdin: BinaryIO) -> Iterator[str]:
     if cfg.get("text") is not None:
         yield str(cfg.text)
         return
@@ -67,12 +81,10 @@ def _texts(cfg: DictConfig, stdin: TextIO) -> Iterator[str]:
         path = Path(cfg.input_file)
         if not path.is_file():
             raise ConfigError(f"input_file={str(path)!r}: no such file")
-        with path.open(encoding="utf-8", errors="replace") as f:
-            for line in f:
-                yield line.rstrip("\n")
+        with path.open("rb") as f:
+            yield from _decoded_lines(f, str(path))
         return
-    for line in stdin:
-        yield line.rstrip("\n")
+    yield from _decoded_lines(stdin, "stdin")
 
 
 @task_wrapper
@@ -80,6 +92,6 @@ def predict(cfg: DictConfig) -> None:
     if not cfg.get("ckpt_path"):
         raise ConfigError("ckpt_path=None: required; pass ckpt_path=<run>/checkpoints/best.ckpt")
     predictor = Predictor.from_checkpoint(str(cfg.ckpt_path))
-    for result in predictor.predict_lines(_texts(cfg, sys.stdin), cfg.batch_size):
+    for result in predictor.predict_lines(_texts(cfg, sys.stdin.buffer), cfg.batch_size):
         sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
