@@ -2,6 +2,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import rnnlab.data.datamodule as datamodule_module
 from rnnlab.data import IMDBDataModule
@@ -94,3 +95,10 @@ def test_a_damaged_cache_is_detected_and_rebuilt(hub_dir, tmp_path, caplog) -> N
     second.setup("fit")
     assert "unreadable" in caplog.text and "rebuilding" in caplog.text
     np.testing.assert_array_equal(second.splits["train"].flat, first.splits["train"].flat)
+
+
+def test_a_slice_of_the_test_batches_holds_both_classes_and_repeats(hub_dir, tmp_path) -> None:
+    dm = _dm(hub_dir, tmp_path, eval_batch_size=16)
+    first = next(iter(dm.test_dataloader()))
+    assert 0 < first["labels"].mean() < 1
+    torch.testing.assert_close(next(iter(dm.test_dataloader()))["input_ids"], first["input_ids"])

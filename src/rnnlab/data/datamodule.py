@@ -198,8 +198,10 @@ class IMDBDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.hparams.batch_size, shuffle=True)
 
+    # Evaluation order is a fixed (seeded, never re-shuffled) permutation, not file order: the
+    # test split is stored negatives first, so limit_test_batches would otherwise see one class.
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.hparams.eval_batch_size, shuffle=False)
+        return self._loader("val", self.hparams.eval_batch_size, shuffle=True)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.hparams.eval_batch_size, shuffle=False)
+        return self._loader("test", self.hparams.eval_batch_size, shuffle=True)
