@@ -1,0 +1,96 @@
+"""The benchmark's functions on tiny synthetic sizes: the right table, sane positive numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnlab import benchmark
+from rnnlab.data import IMDBDataModule
+
+TINY_MODEL = ["model.embedding_dim=16"]
+
+
+@pytest.fixture(scope="module")
+def batches() -> list[dict]:
+    reviews = benchmark.synthetic_reviews(200, vocab_size=50, max_len=24, seed=1)
+    return benchmark.take(benchmark.bucketed_loader(reviews, batch_size=8, pad_id=0), 3)
+
+
+def test_synthetic_reviews_have_imdb_like_lengths() -> None:
+    lengths = np.diff(benchmark.synthetic_reviews(5000, vocab_size=50, max_len=400).offsets)
+    assert 180 < np.median(lengths) < 240 and 240 < lengths.mean() < 320
+    assert lengths.min() >= 10
+
+
+def test_batches_are_bucketed_and_padded_to_their_own_longest(batches) -> None:
+    assert len(batches) == 3
+    for batch in batches:
+        assert batch["input_ids"].shape[1] == int(batch["lengths"].max()) <= 24
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_throughput_row_has_positive_rates_and_an_mfu_below_one(cell, batches) -> None:
+    row = benchmark.measure_throughput(
+        cell, 16, batches, vocab_size=50, pad_id=0, repeats=2, warmup=0, gemm_size=64,
+        overrides=TINY_MODEL,
+    )  # fmt: skip
+    assert row.cell == cell and row.hidden == 16
+    for value in (row.lightning, row.hand, row.bare, row.lightning_vs_hand, row.lightning_vs_bare):
+        assert np.isfinite(value) and value > 0
+    assert 0 < row.mfu < 1 and row.gemm_gflops > 0
+
+
+def test_model_flops_count_gates_and_triple_for_backward() -> None:
+    lstm = benchmark.model_flops("lstm", 128, 256, tokens=10, sequences=0)
+    assert lstm == 3 * 4 * 2 * (128 + 256) * 256 * 10
+    assert benchmark.model_flops("gru", 128, 256, 10, 0) == lstm * 3 / 4
+    assert benchmark.model_flops("rnn", 128, 256, 0, sequences=2) == 3 * 2 * 256 * 2
+
+
+def test_bucketing_pads_less_than_unsorted_batches_and_fixed_length() -> None:
+    lengths = np.diff(benchmark.synthetic_reviews(3000, vocab_size=50, max_len=400).offsets)
+    rows = benchmark.padding_shares(lengths, batch_size=64, max_lens=[200, 400])
+    assert [r.max_len for r in rows] == [200, 400]
+    for row in rows:
+        assert 0 <= row.bucketed < row.unbucketed <= row.fixed < 1
+
+
+def test_fixed_length_share_is_exact_for_known_lengths() -> None:
+    (row,) = benchmark.padding_shares(np.array([1, 2, 3, 4]), batch_size=2, max_lens=[4])
+    assert row.fixed == pytest.approx(1 - 10 / 16)
+    assert row.bucketed == pytest.approx(1 - 10 / 12)  # batches {4, 3} and {2, 1}
+
+
+@pytest.mark.slow  # two fresh interpreters importing torch + Lightning: ~10 s each here
+def test_startup_times_cold_preprocessing_and_cached_restart(hub_dir, tmp_path) -> None:
+    data = {"path": str(hub_dir), "cache_dir": str(tmp_path), "vocab_size": 100, "batch_size": 8}
+    assert benchmark.cold_preprocessing_seconds(str(hub_dir), vocab_size=100) > 0
+    IMDBDataModule(**data).prepare_data()
+    times = benchmark.cached_restart(data, ["model.hidden_size=16", *TINY_MODEL], runs=1)
+    assert set(times) == {"imports", "data", "first step", "total"}
+    assert all(t > 0 for t in times.values())
+    assert times["total"] == pytest.approx(times["imports"] + times["data"] + times["first step"])
+
+
+def test_cli_prints_and_writes_every_table_as_markdown(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("IMDB_DIR", raising=False)  # synthetic batches
+    out = tmp_path / "bench.md"
+    argv = ["--cells", "gru", "--hidden", "16", "--batches", "2", "--repeats", "1", "--warmup",
+            "0", "--batch-size", "8", "--max-len", "24", "--gemm-size", "64", "--restarts", "0",
+            "--padding-max-len", "24", "--out", str(out), "--override", *TINY_MODEL]  # fmt: skip
+    assert benchmark.main(argv) == 0
+    text = out.read_text()
+    assert "| cell | hidden | Lightning | hand loop | Lightning / hand |" in text
+    assert "| gru | 16 |" in text and "| 24 |" in text
+    for key in ("torch", "torch threads", "CPU", "device"):
+        assert f"- {key}: " in text
+    assert "pipeline / bare" in capsys.readouterr().out
+
+
+def test_startup_rows_render_with_their_breakdown() -> None:
+    report = benchmark.Report({"torch": "x"}, startup={"cold": 30.0, "total": 4.0, "imports": 3.0})
+    text = benchmark.to_markdown(report)
+    assert "| cold preprocessing (tokenizer training + encoding, fresh caches) | 30.00 |" in text
+    assert "| cached restart to first training step | 4.00 |" in text
+    assert "interpreter + imports | 3.00 |" in text and "Tokens" not in text
