@@ -6,11 +6,19 @@ import os
 import random
 from pathlib import Path
 
+# The test models are tiny: one thread is faster than two threads synchronising, and the
+# subprocesses the tests start (train.py, DDP ranks) inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hydra import compose, initialize_config_dir
+from lightning import Trainer
 from omegaconf import DictConfig, open_dict
+from torch.utils.data import DataLoader
+
+from rnnlab.data.dataset import pad_collate
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -100,3 +108,20 @@ TINY = [
     "logger=csv",
     "callbacks.progress_bar=null",
 ]
+
+
+def item_loader(items: list, batch_size: int) -> DataLoader:
+    """(token ids, label) items batched the way the data module pads them (pad id 0)."""
+    return DataLoader(items, batch_size=batch_size, collate_fn=lambda batch: pad_collate(batch, 0))
+
+
+def quiet_trainer(**kwargs) -> Trainer:
+    """A CPU Trainer that writes nothing and prints little."""
+    defaults = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    return Trainer(**{**defaults, **kwargs})

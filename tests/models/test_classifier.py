@@ -1,11 +1,9 @@
 import pytest
 import torch
-from lightning import Trainer
-from torch.utils.data import DataLoader
 
-from rnnlab.data.dataset import pad_collate
 from rnnlab.models import RNNClassifier
 from rnnlab.utils import ConfigError
+from tests.conftest import item_loader, quiet_trainer
 
 
 def _tiny_batches(n: int = 32) -> list:
@@ -31,14 +29,9 @@ def test_model_overfits_a_tiny_batch(cell) -> None:
         pooling="max",
         optimizer=lambda params: torch.optim.Adam(params, lr=1e-2),
     )
-    loader = DataLoader(_tiny_batches(), batch_size=32, collate_fn=lambda b: pad_collate(b, 0))
-    trainer = Trainer(
+    loader = item_loader(_tiny_batches(), 32)
+    trainer = quiet_trainer(
         max_epochs=60,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
     )
     trainer.fit(model, loader)
     batch = next(iter(loader))
@@ -72,14 +65,9 @@ def test_one_cycle_schedule_gets_the_run_length_from_the_trainer() -> None:
             optimizer, max_lr=0.1, total_steps=total_steps
         ),
     )
-    loader = DataLoader(_tiny_batches(), batch_size=8, collate_fn=lambda b: pad_collate(b, 0))
-    trainer = Trainer(
+    loader = item_loader(_tiny_batches(), 8)
+    trainer = quiet_trainer(
         max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
     )
     trainer.fit(model, loader)
     assert trainer.lr_scheduler_configs[0].scheduler.total_steps == 8

@@ -2,12 +2,11 @@ import pytest
 import torch
 from lightning import Callback, Trainer
 from omegaconf import OmegaConf
-from torch.utils.data import DataLoader
 
-from rnnlab.data.dataset import pad_collate
 from rnnlab.models import RNNClassifier
 from rnnlab.models.classifier import TrainingDiverged
 from rnnlab.tasks.train import route_clipping
+from tests.conftest import item_loader, quiet_trainer
 from tests.models.test_tbptt import _memory_items
 
 
@@ -42,18 +41,13 @@ def _fit(
     )
     routed = {**trainer_cfg, **route_clipping(trainer_cfg, model)}
     record = RecordPreStep()
-    trainer = Trainer(
+    trainer = quiet_trainer(
         max_steps=6,
-        accelerator="cpu",
         precision=precision,
-        logger=False,
         callbacks=[record],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         **routed,
     )
-    loader = DataLoader(_memory_items(16), batch_size=8, collate_fn=lambda b: pad_collate(b, 0))
+    loader = item_loader(_memory_items(16), 8)
     trainer.fit(model, loader)
     return record, trainer
 
@@ -98,16 +92,11 @@ class PoisonWeights(Callback):
 @pytest.mark.parametrize("tbptt", [None, 5], ids=["automatic", "tbptt"])
 def test_non_finite_loss_stops_training_with_a_message_naming_the_step(tbptt) -> None:
     model = RNNClassifier(vocab_size=20, pad_id=0, tbptt_steps=tbptt)
-    trainer = Trainer(
+    trainer = quiet_trainer(
         max_steps=20,
-        accelerator="cpu",
-        logger=False,
         callbacks=[PoisonWeights()],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
     )
-    loader = DataLoader(_memory_items(64), batch_size=4, collate_fn=lambda b: pad_collate(b, 0))
+    loader = item_loader(_memory_items(64), 4)
     with pytest.raises(
         TrainingDiverged, match=r"train/loss=nan at global step 3 .*gradient_clip_val"
     ):

@@ -1,11 +1,9 @@
 import pytest
 import torch
-from lightning import Trainer
-from torch.utils.data import DataLoader
 
-from rnnlab.data.dataset import pad_collate
 from rnnlab.models import RNNClassifier
 from rnnlab.utils import ConfigError
+from tests.conftest import item_loader, quiet_trainer
 
 
 def _pair(cell: str, k: int, pooling: str = "max") -> tuple[RNNClassifier, RNNClassifier]:
@@ -110,14 +108,9 @@ def test_a_task_that_needs_memory_across_chunks_still_trains() -> None:
         tbptt_steps=5,
         optimizer=lambda params: torch.optim.Adam(params, lr=1e-2),
     )
-    loader = DataLoader(_memory_items(), batch_size=32, collate_fn=lambda b: pad_collate(b, 0))
-    trainer = Trainer(
+    loader = item_loader(_memory_items(), 32)
+    trainer = quiet_trainer(
         max_epochs=40,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
     )
     trainer.fit(model, loader)
     assert trainer.global_step == 40 * 2 * 3  # one optimizer step per chunk
