@@ -101,3 +101,21 @@ def test_non_finite_loss_stops_training_with_a_message_naming_the_step(tbptt) ->
         TrainingDiverged, match=r"train/loss=nan at global step 3 .*gradient_clip_val"
     ):
         trainer.fit(model, loader)
+
+
+def test_default_optimizer_config_clips_under_bf16(hub_dir, cache_dir, tmp_path) -> None:
+    """The configured optimizer, not a test-made one: a fused AdamW made Lightning refuse this."""
+    from rnnlab.tasks.train import train
+    from tests.conftest import TINY, compose_cfg
+
+    overrides = [
+        *TINY,
+        "model=lstm",
+        "debug=fdr",
+        "trainer.precision=bf16-mixed",
+        "trainer.gradient_clip_val=0.5",
+    ]
+    for extra in ([], ["model.tbptt_steps=4"]):
+        assert "test/acc" in train(
+            compose_cfg("train", overrides + extra, tmp_path, cache_dir, hub_dir)
+        )
