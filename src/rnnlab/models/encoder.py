@@ -8,6 +8,7 @@ reverse direction of a bidirectional network runs on each sequence reversed with
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -28,11 +29,19 @@ def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
     return x.gather(1, index.unsqueeze(-1).expand_as(x))
 
 
-def _no_onednn_under_cpu_autocast(x: Tensor) -> contextlib.AbstractContextManager:
-    """oneDNN's RNN kernels under CPU bf16 autocast crash on CPUs without AVX-512."""
+@contextlib.contextmanager
+def _cpu_recurrence_in_fp32(x: Tensor) -> Iterator[Tensor]:
+    """Under CPU bf16 autocast, run the recurrent kernels in float32 (the rest stays mixed).
+
+    oneDNN's bf16 RNN crashes on CPUs without AVX-512 ("could not create a primitive
+    descriptor ..."), and ATen's bf16 fallback measured 6.3x slower than float32 here (LSTM,
+    B32 T100 H128, one thread, interleaved in one process).
+    """
     if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-        return torch.backends.mkldnn.flags(enabled=False)
-    return contextlib.nullcontext()
+        with torch.autocast("cpu", enabled=False):
+            yield x.float()
+    else:
+        yield x
 
 
 class RecurrentEncoder(nn.Module):
@@ -70,7 +79,7 @@ class RecurrentEncoder(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """(B, T, E) right-padded + lengths -> outputs (B, T, output_size); padded steps are junk."""
-        with _no_onednn_under_cpu_autocast(x):
+        with _cpu_recurrence_in_fp32(x) as x:
             if not self.bidirectional:
                 return self.rnn(x)[0]
             for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):
@@ -86,7 +95,7 @@ class RecurrentEncoder(nn.Module):
         A chunk where every row is full runs padded (fast); a chunk where some sequence ends
         runs packed, so each row's carried state is the one at its own last token.
         """
-        with _no_onednn_under_cpu_autocast(x):
+        with _cpu_recurrence_in_fp32(x) as x:
             if bool((chunk_len == x.size(1)).all()):
                 outputs, new = self.rnn(x, state)
             else:
