@@ -45,3 +45,19 @@ def test_two_process_ddp_on_cpu_completes_and_writes_one_metrics_file(
     metrics = json.loads(metrics_files[0].read_text())
     assert 0.0 <= metrics["test/acc"] <= 1.0
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_ddp_preset_composes_for_two_nodes(tmp_path) -> None:
+    from hydra.utils import instantiate
+
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg(
+        "train",
+        ["trainer=ddp", "trainer.num_nodes=2", "trainer.accelerator=cpu"],
+        tmp_path,
+        tmp_path,
+    )
+    assert (cfg.trainer.strategy, cfg.trainer.devices, cfg.trainer.num_nodes) == ("ddp", 2, 2)
+    trainer = instantiate(cfg.trainer, logger=False, use_distributed_sampler=False)
+    assert (trainer.num_nodes, trainer.world_size) == (2, 4)
