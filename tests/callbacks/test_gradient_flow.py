@@ -33,3 +33,20 @@ def test_vanilla_rnn_gradient_vanishes_with_distance_while_the_callback_writes_c
         rows = list(csv.DictReader(f))
     first = [float(r["grad_norm"]) for r in rows if r["global_step"] == "0"]
     assert first[0] > first[-1]
+
+
+def test_measurements_keep_their_cadence_when_a_batch_takes_several_steps(
+    hub_dir, cache_dir, tmp_path
+) -> None:
+    overrides = [
+        *TINY,
+        "model=lstm",
+        "model.tbptt_steps=3",
+        "trainer.max_epochs=2",
+        "callbacks.gradient_flow.every_n_steps=20",
+    ]
+    train(compose_cfg("train", overrides, tmp_path, cache_dir, hub_dir))
+    with (tmp_path / "gradient_flow" / "gradient_flow.csv").open() as f:
+        steps = sorted({int(r["global_step"]) for r in csv.DictReader(f)})
+    assert len(steps) >= 5
+    assert all(b - a <= 20 + 20 for a, b in zip(steps, steps[1:]))

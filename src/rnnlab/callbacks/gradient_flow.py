@@ -63,7 +63,8 @@ class GradientFlow(Callback):
         self._measure(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
-        if trainer.global_step % self.every_n_steps == 0:
+        # ">=", not "%": under truncated BPTT global_step advances by several steps per batch
+        if trainer.global_step - self._last_step >= self.every_n_steps:
             self._measure(trainer, pl_module)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
