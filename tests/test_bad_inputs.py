@@ -103,6 +103,7 @@ CONFIG_ROWS = [
     (["model.dropout=-0.1"], "model.dropout=-0.1: a number in [0, 1)"),
     (["model.pooling=sum"], "model.pooling='sum': one of ['last', 'mean', 'max']"),
     (["model.nonlinearity=sigmoid"], "model.nonlinearity='sigmoid': one of ['tanh', 'relu']"),
+    (["model.embedding_init=zeros"], "model.embedding_init='zeros': one of ['normal', 'uniform']"),
     (["model.init=xavier"], "model.init='xavier': one of ['default', 'orthogonal', 'identity']"),
 ]
 DATA_ROWS = [

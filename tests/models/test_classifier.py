@@ -71,3 +71,9 @@ def test_one_cycle_schedule_gets_the_run_length_from_the_trainer() -> None:
     )
     trainer.fit(model, loader)
     assert trainer.lr_scheduler_configs[0].scheduler.total_steps == 8
+
+
+def test_uniform_embedding_init_is_small_and_keeps_the_pad_row_zero() -> None:
+    model = RNNClassifier(vocab_size=50, pad_id=0, embedding_init="uniform")
+    weight = model.embedding.weight
+    assert weight.abs().max() <= 0.05 and (weight[0] == 0).all() and weight[1:].abs().sum() > 0

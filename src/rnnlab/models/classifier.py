@@ -27,6 +27,7 @@ from rnnlab.utils.errors import ConfigError, check, check_choice
 
 NONLINEARITIES = ("tanh", "relu")
 TBPTT_LOSSES = ("every", "last")
+EMBEDDING_INITS = ("normal", "uniform")
 CLIP_ALGORITHMS = ("norm", "value")
 
 
@@ -60,6 +61,7 @@ class RNNClassifier(LightningModule):
         nonlinearity: str = "tanh",
         pooling: str = "max",
         init: str = "default",
+        embedding_init: str = "normal",
         forget_bias: float | None = None,
         tbptt_steps: int | None = None,
         tbptt_loss: str = "every",
@@ -79,6 +81,7 @@ class RNNClassifier(LightningModule):
         check_choice("model.nonlinearity", nonlinearity, NONLINEARITIES)
         check_choice("model.pooling", pooling, POOLINGS)
         check_choice("model.init", init, INITS)
+        check_choice("model.embedding_init", embedding_init, EMBEDDING_INITS)
         check(
             tbptt_steps is None or (isinstance(tbptt_steps, int) and tbptt_steps >= 1),
             "model.tbptt_steps",
@@ -98,6 +101,12 @@ class RNNClassifier(LightningModule):
         self.tokenizer_json = tokenizer_json
 
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
+        if (
+            embedding_init == "uniform"
+        ):  # Keras' default, U(-0.05, 0.05): small inputs keep tanh unsaturated
+            with torch.no_grad():
+                nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
+                self.embedding.weight[pad_id] = 0
         self.encoder = RecurrentEncoder(
             cell, embedding_dim, hidden_size, num_layers, bidirectional, dropout, nonlinearity
         )
