@@ -83,8 +83,11 @@ def test_tbptt_moves_trainer_clipping_to_the_model_so_lightning_does_not_refuse_
 
 
 class PoisonWeights(Callback):
+    def __init__(self, at_step: int = 3) -> None:
+        self.at_step = at_step
+
     def on_train_batch_end(self, trainer, pl_module, *args) -> None:
-        if trainer.global_step == 3:
+        if trainer.global_step == self.at_step:
             with torch.no_grad():
                 pl_module.embedding.weight.fill_(float("nan"))
 
@@ -119,3 +122,27 @@ def test_default_optimizer_config_clips_under_bf16(hub_dir, cache_dir, tmp_path)
         assert "test/acc" in train(
             compose_cfg("train", overrides + extra, tmp_path, cache_dir, hub_dir)
         )
+
+
+def test_diverged_run_exits_with_one_line_and_keeps_a_finite_last_checkpoint(
+    hub_dir, cache_dir, tmp_path, capsys
+) -> None:
+    from rnnlab.tasks.train import train
+    from tests.conftest import TINY, compose_cfg
+
+    overrides = [
+        *TINY,
+        "model=gru",
+        "trainer.max_epochs=3",
+        "callbacks.early_stopping=null",
+        "+callbacks.poison._target_=tests.models.test_clipping.PoisonWeights",
+        "+callbacks.poison.at_step=35",
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        train(compose_cfg("train", overrides, tmp_path, cache_dir, hub_dir))
+    assert exit_info.value.code == 2
+    assert "train/loss=nan at global step 35" in capsys.readouterr().err.strip().splitlines()[-1]
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 27  # the end of the first epoch, before the poison
+    assert all(torch.isfinite(t).all() for t in last["state_dict"].values())
+    assert not (tmp_path / "metrics.json").exists()
