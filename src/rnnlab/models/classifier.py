@@ -288,9 +288,6 @@ class RNNClassifier(LightningModule):
         self.log_dict(self.test_metrics.compute())
         self.test_metrics.reset()
 
-    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return torch.sigmoid(self(batch["input_ids"], batch["lengths"]))
-
     def configure_optimizers(self) -> Any:
         factory = self.optimizer_factory or torch.optim.Adam
         optimizer = factory(params=self.parameters())
