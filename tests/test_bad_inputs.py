@@ -219,3 +219,37 @@ def test_bad_value_from_the_command_line_prints_no_traceback(tmp_path, hub_dir, 
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "error: data.max_len=0: an integer >= 1"
     assert "Traceback" not in result.stderr
+
+
+OUTPUT_DIR_ROWS = [
+    ("run_dir_under_a_file", ["hydra.run.dir={file}/run"], "hydra.run.dir='{file}/run'"),
+    ("log_dir_under_a_file", ["paths.log_dir={file}/logs"], "hydra.run.dir='{file}/logs/train/"),
+    (
+        "sweep_dir_under_a_file",
+        ["-m", "hydra.sweep.dir={file}/sweep", "model=rnn,gru"],
+        "hydra.sweep.dir='{file}/sweep'",
+    ),
+    ("read_only_system_dir", ["hydra.run.dir=/proc/sys/rnnlab"], "(/proc/sys is not writable)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [row[1:] for row in OUTPUT_DIR_ROWS],
+    ids=[row[0] for row in OUTPUT_DIR_ROWS],
+)
+def test_unwritable_output_dir_gets_one_line_and_writes_nothing(args, fragment, tmp_path) -> None:
+    file = tmp_path / "a_file"
+    file.write_text("not a folder")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *[a.format(file=file) for a in args]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and fragment.format(file=file) in line
+    assert "cannot be written" in line and "folder you can write" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]

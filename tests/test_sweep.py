@@ -115,7 +115,9 @@ def test_runner_hands_hydra_each_swept_value_with_its_type(
     assert cfg["model"]["scheduler"] is None
     assert cfg["trainer"]["deterministic"] is True
     assert cfg["data"]["truncation"] == "head"
-    assert (run_dir / "metrics.json").is_file() and (run_dir / "csv" / "metrics.csv").is_file()
+    assert (run_dir / "metrics.json").is_file() and (
+        run_dir / "csv" / "version_0" / "metrics.csv"
+    ).is_file()
     assert load_runs(tmp_path / "out")[0].config == swept
 
 

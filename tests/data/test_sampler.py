@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rnnlab.data.sampler import BucketBatchSampler
+from rnnlab.data.sampler import BucketBatchSampler, ResumableDataLoader
 
 LENGTHS = np.random.default_rng(0).integers(1, 500, size=1003)
 
@@ -46,3 +46,37 @@ def test_unshuffled_sampler_is_deterministic_across_epochs() -> None:
     first = list(sampler)
     sampler.set_epoch(3)
     assert list(sampler) == first
+
+
+def test_start_skips_the_batches_already_trained_on_once() -> None:
+    sampler = BucketBatchSampler(LENGTHS, 32, seed=3)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    sampler.set_epoch(2, start=5)
+    assert list(sampler) == full[5:]
+    assert list(sampler) == full  # the next pass over the same epoch starts from its beginning
+
+
+def test_loader_state_resumes_with_the_next_batch_of_the_same_epoch() -> None:
+    def loader() -> ResumableDataLoader:
+        return ResumableDataLoader(
+            list(range(len(LENGTHS))),
+            batch_sampler=BucketBatchSampler(LENGTHS, 32, seed=3),
+            collate_fn=list,
+        )
+
+    first = loader()
+    first.batch_sampler.set_epoch(1)
+    batches = iter(first)
+    seen = [next(batches) for _ in range(7)]
+    state = first.state_dict()
+    assert state == {"epoch": 1, "batches": 7}
+    resumed = loader()
+    resumed.load_state_dict(state)
+    assert seen + list(resumed) == _one_epoch(1)
+
+
+def _one_epoch(epoch: int) -> list[list[int]]:
+    sampler = BucketBatchSampler(LENGTHS, 32, seed=3)
+    sampler.set_epoch(epoch)
+    return list(sampler)

@@ -33,7 +33,7 @@ def test_sigterm_mid_training_saves_a_resumable_last_checkpoint(
         stderr=subprocess.PIPE,
         text=True,
     )
-    metrics_csv = run_dir / "csv" / "metrics.csv"
+    metrics_csv = run_dir / "csv" / "version_0" / "metrics.csv"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
         if metrics_csv.is_file() and metrics_csv.read_text().count("\n") > 5:

@@ -10,13 +10,14 @@ import shutil
 from pathlib import Path
 
 import datasets
+import torch
 from datasets import DatasetDict, Features, Sequence, Value
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader
 
 from rnnlab.data.dataset import TRUNCATION_SIDES, EncodedReviews, pad_collate
 from rnnlab.data.loading import LABELS, load_imdb, source_fingerprint
-from rnnlab.data.sampler import BucketBatchSampler
+from rnnlab.data.sampler import BucketBatchSampler, ResumableDataLoader
 from rnnlab.data.tokenizer import KINDS, PAD, build_tokenizer, load_tokenizer
 from rnnlab.utils.errors import ConfigError, check, check_choice
 from rnnlab.utils.io import atomic_dir
@@ -187,12 +188,14 @@ class IMDBDataModule(LightningDataModule):
             num_replicas=trainer.world_size if trainer else None,
             rank=trainer.global_rank if trainer else None,
         )
-        return DataLoader(
+        return ResumableDataLoader(
             data,
             batch_sampler=sampler,
             collate_fn=functools.partial(pad_collate, pad_id=self.pad_id),
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
+            # its own generator: starting an epoch must not draw from the global RNG (dropout's)
+            generator=torch.Generator().manual_seed(self.hparams.seed),
         )
 
     def train_dataloader(self) -> DataLoader:

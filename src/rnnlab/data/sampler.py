@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch.distributed as dist
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Sampler
 
 
 class BucketBatchSampler(Sampler[list[int]]):
@@ -44,9 +44,12 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.num_replicas = num_replicas
         self.rank = rank
         self.epoch = 0
+        self.start = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """`start` skips this rank's first batches of the epoch once: a run resumed mid-epoch."""
         self.epoch = epoch
+        self.start = start
 
     def _pool_batches(self) -> list[np.ndarray]:
         n = len(self.lengths)
@@ -74,7 +77,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        for batch in self.global_batches()[self.rank :: self.num_replicas]:
+        start, self.start = self.start, 0
+        for batch in self.global_batches()[self.rank :: self.num_replicas][start:]:
             yield batch.tolist()
 
     def __len__(self) -> int:
@@ -84,3 +88,25 @@ class BucketBatchSampler(Sampler[list[int]]):
             rest / self.batch_size
         )
         return math.ceil(count / self.num_replicas)
+
+
+class ResumableDataLoader(DataLoader):
+    """Its position inside the epoch travels in every checkpoint (Lightning saves `state_dict()`).
+
+    Lightning fetches sized loaders without prefetching, so the batches counted here are the
+    batches trained on; resuming starts with the very next one, in the same shuffled order.
+    """
+
+    def __iter__(self) -> Iterator:
+        sampler = self.batch_sampler
+        self._taken = sampler.start
+        for batch in super().__iter__():
+            self._taken += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.batch_sampler.epoch, "batches": getattr(self, "_taken", 0)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        # A checkpoint taken at the epoch's end resumes in the next one, whose start hook resets this.
+        self.batch_sampler.set_epoch(state["epoch"], start=state["batches"])
