@@ -42,6 +42,7 @@ from rnnlab.data import BucketBatchSampler, IMDBDataModule
 from rnnlab.data.dataset import EncodedReviews, pad_collate
 from rnnlab.models import RNNClassifier
 from rnnlab.models.encoder import CELLS
+from rnnlab.tasks.train import route_clipping
 from rnnlab.utils import atomic_write_text
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -170,8 +171,7 @@ def lightning_seconds(
         accelerator="gpu" if device.type == "cuda" else "cpu",
         devices=1,
         precision=trainer_cfg.precision,
-        gradient_clip_val=trainer_cfg.gradient_clip_val,
-        gradient_clip_algorithm=trainer_cfg.gradient_clip_algorithm,
+        **route_clipping(trainer_cfg, model),
         max_steps=len(batches),
         logger=False,
         enable_checkpointing=False,
@@ -366,7 +366,7 @@ def first_step_child(data_kwargs: dict[str, Any], overrides: list[str]) -> None:
         accelerator=cfg.trainer.accelerator,
         devices=1,
         max_steps=1,
-        gradient_clip_val=cfg.trainer.gradient_clip_val,
+        **route_clipping(cfg.trainer, model),
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,

@@ -1,3 +1,5 @@
+import functools
+
 import pytest
 import torch
 from lightning import Callback, Trainer
@@ -67,19 +69,32 @@ def test_clip_by_value_bounds_every_gradient_entry(tbptt) -> None:
     assert max(record.max_abs) <= 1e-4 * (1 + 1e-6)
 
 
-def test_tbptt_moves_trainer_clipping_to_the_model_so_lightning_does_not_refuse_it() -> None:
-    model = RNNClassifier(vocab_size=20, pad_id=0, tbptt_steps=5)
+@pytest.mark.parametrize("tbptt", [None, 5], ids=["automatic", "tbptt"])
+def test_trainer_clipping_is_handed_to_the_model_so_lightning_neither_repeats_nor_refuses_it(
+    tbptt,
+) -> None:
+    model = RNNClassifier(vocab_size=20, pad_id=0, tbptt_steps=tbptt)
     routed = route_clipping(
         OmegaConf.create({"gradient_clip_val": 0.5, "gradient_clip_algorithm": "value"}), model
     )
     assert routed == {"gradient_clip_val": None, "gradient_clip_algorithm": None}
-    assert (model.manual_clip_val, model.manual_clip_algorithm) == (0.5, "value")
-    assert (
-        route_clipping(
-            OmegaConf.create({"gradient_clip_val": 0.5}), RNNClassifier(vocab_size=20, pad_id=0)
-        )
-        == {}
+    assert (model.clip_val, model.clip_algorithm) == (0.5, "value")
+
+
+def test_fused_adamw_clips_under_bf16_when_the_model_clips() -> None:
+    torch.manual_seed(0)
+    model = RNNClassifier(
+        vocab_size=20,
+        pad_id=0,
+        embedding_dim=8,
+        hidden_size=8,
+        optimizer=functools.partial(torch.optim.AdamW, lr=1e-2, fused=True),
     )
+    routed = route_clipping(OmegaConf.create({"gradient_clip_val": 1e-3}), model)
+    record = RecordPreStep()
+    trainer = quiet_trainer(max_steps=4, precision="bf16-mixed", callbacks=[record], **routed)
+    trainer.fit(model, item_loader(_memory_items(16), 8))
+    assert record.norms and max(record.norms) <= 1e-3 * (1 + 1e-3)
 
 
 class PoisonWeights(Callback):

@@ -114,11 +114,12 @@ class RNNClassifier(LightningModule):
         self.head = nn.Linear(self.encoder.output_size, 1)
         for module in self.encoder.recurrent_modules:
             init_recurrent(module, init, forget_bias)
-        # Truncated BPTT steps the optimizer once per chunk, so Lightning's automatic loop (and
-        # its clipping) cannot be used; the train task routes trainer.gradient_clip_* here.
+        # Truncated BPTT steps the optimizer once per chunk, so Lightning's automatic loop cannot
+        # be used. Clipping is the model's either way: the train task routes trainer.gradient_clip_* here.
         self.automatic_optimization = tbptt_steps is None
-        self.manual_clip_val: float | None = None
-        self.manual_clip_algorithm = "norm"
+        self.clip_val: float | None = None
+        self.clip_algorithm = "norm"
+        self._optimizer_steps, self._clipped_steps = 0, 0
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.val_metrics = _metrics("val/")
         self.test_metrics = _metrics("test/")
@@ -137,12 +138,6 @@ class RNNClassifier(LightningModule):
     def _shared_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         logits = self(batch["input_ids"], batch["lengths"])
         return self.loss_fn(logits, batch["labels"]), logits
-
-    def on_train_epoch_start(self) -> None:
-        # Lightning only reshuffles samplers it knows about; ours is a custom batch sampler.
-        batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
-        if hasattr(batch_sampler, "set_epoch"):
-            batch_sampler.set_epoch(self.current_epoch)
 
     def _check_finite(self, loss: Tensor) -> None:
         if not torch.isfinite(loss):
@@ -218,7 +213,7 @@ class RNNClassifier(LightningModule):
             self._check_finite(loss)
             optimizer.zero_grad()
             self.manual_backward(loss)
-            optimizer.step()
+            optimizer.step()  # Lightning calls on_before_optimizer_step (the clipping) first
             losses.append(loss.detach())
             logits = chunk_logits.detach()
         scheduler = self.lr_schedulers()
@@ -226,43 +221,51 @@ class RNNClassifier(LightningModule):
             scheduler.step()
         self._log_train(torch.stack(losses).mean(), logits, batch["labels"])
 
+    def on_train_epoch_start(self) -> None:
+        # Lightning only reshuffles samplers it knows about; ours is a custom batch sampler.
+        batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
+        if hasattr(batch_sampler, "set_epoch"):
+            batch_sampler.set_epoch(self.current_epoch)
+        self._optimizer_steps, self._clipped_steps = 0, 0
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Runs after unscaling under 16-mixed, so norms and clipping see the true gradients."""
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if not grads:
+        """Runs after unscaling under 16-mixed, so the norm and the clipping see true gradients.
+
+        The model clips, not Lightning (the train task hands it trainer.gradient_clip_*): one
+        norm serves the divergence check, the log and the clipping, and fused optimizers work.
+        """
+        params = [p for p in self.parameters() if p.grad is not None]
+        if not params:
             return
-        norm = torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])
-        )
+        grads = [p.grad for p in params]
+        norm = nn.utils.get_total_norm(grads, foreach=True)
+        value = norm.item()
         if (
-            not torch.isfinite(norm)
+            not math.isfinite(value)
             and getattr(self.trainer.precision_plugin, "scaler", None) is None
         ):
             # (under 16-mixed the grad scaler skips such steps itself and lowers its scale)
             raise TrainingDiverged(
-                f"train/grad_norm={norm.item()} at global step {self.global_step} (epoch {self.current_epoch}): "
+                f"train/grad_norm={value} at global step {self.global_step} (epoch {self.current_epoch}): "
                 "training stopped before the weights were touched; try trainer.gradient_clip_val=1.0 "
                 "or a lower model.optimizer.lr"
             )
-        if self.automatic_optimization:
-            clip_val, algorithm = (
-                self.trainer.gradient_clip_val,
-                self.trainer.gradient_clip_algorithm,
-            )
-        else:
-            clip_val, algorithm = self.manual_clip_val, self.manual_clip_algorithm
         clipped = False
-        if clip_val:
-            if algorithm == "value":  # Lightning's enum compares equal to its string
-                clipped = any(bool((g.abs() > clip_val).any()) for g in grads)
-            else:
-                clipped = bool(norm > clip_val)
-            if not self.automatic_optimization:
-                self.clip_gradients(
-                    optimizer, gradient_clip_val=clip_val, gradient_clip_algorithm=algorithm
-                )
-        self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
-        self.log("train/clip_frac", float(clipped), on_step=False, on_epoch=True, prog_bar=False)
+        if self.clip_val:
+            if self.clip_algorithm == "value":  # Lightning's enum compares equal to its string
+                clipped = any(bool((g.abs() > self.clip_val).any()) for g in grads)
+                nn.utils.clip_grad_value_(params, self.clip_val, foreach=True)
+            elif value > self.clip_val:
+                clipped = True
+                nn.utils.clip_grads_with_norm_(params, self.clip_val, norm, foreach=True)
+        self._optimizer_steps += 1
+        self._clipped_steps += clipped
+        if self.global_step % self.trainer.log_every_n_steps == 0:
+            self.log("train/grad_norm", value, on_step=True, on_epoch=False)
+
+    def on_train_epoch_end(self) -> None:
+        if self._optimizer_steps:
+            self.log("train/clip_frac", self._clipped_steps / self._optimizer_steps)
 
     def on_validation_epoch_start(self) -> None:
         self.val_metrics.reset()

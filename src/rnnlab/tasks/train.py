@@ -39,12 +39,13 @@ def _find(callbacks: list, kind: type) -> Any | None:
 
 
 def route_clipping(trainer_cfg: DictConfig, model: Any) -> dict[str, Any]:
-    """Lightning refuses gradient_clip_* under manual optimization (truncated BPTT): hand them
-    to the model, which clips after unscaling in on_before_optimizer_step."""
-    if getattr(model, "automatic_optimization", True):
+    """Hand trainer.gradient_clip_* to the model, which clips in on_before_optimizer_step
+    (after unscaling under 16-mixed) with the norm it computes anyway; Lightning would compute
+    it again, and refuses clipping under truncated BPTT and for fused optimizers under AMP."""
+    if not hasattr(model, "clip_val"):
         return {}
-    model.manual_clip_val = trainer_cfg.get("gradient_clip_val")
-    model.manual_clip_algorithm = trainer_cfg.get("gradient_clip_algorithm") or "norm"
+    model.clip_val = trainer_cfg.get("gradient_clip_val")
+    model.clip_algorithm = trainer_cfg.get("gradient_clip_algorithm") or "norm"
     return {"gradient_clip_val": None, "gradient_clip_algorithm": None}
 
 
