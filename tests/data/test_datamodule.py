@@ -51,6 +51,22 @@ def test_cache_key_changes_with_tokenizer_settings_not_with_max_len(hub_dir, tmp
     )
 
 
+def test_the_training_runs_tokenizer_reuses_its_cache_and_another_tokenizer_does_not(
+    hub_dir, tmp_path, monkeypatch
+) -> None:
+    trained = _dm(hub_dir, tmp_path)
+    other = _dm(hub_dir, tmp_path / "other", tokenizer="bpe").tokenizer_json
+    monkeypatch.setattr(
+        datamodule_module, "load_imdb", lambda *a: (_ for _ in ()).throw(AssertionError("loaded"))
+    )
+    again = _dm(hub_dir, tmp_path, tokenizer_json=trained.tokenizer_json)
+    assert again.cache_path == trained.cache_path
+    given = IMDBDataModule(
+        str(hub_dir), cache_dir=str(tmp_path), vocab_size=100, tokenizer_json=other
+    )
+    assert given.cache_path != trained.cache_path
+
+
 def test_vocab_size_and_pad_id_come_from_the_tokenizer(hub_dir, tmp_path) -> None:
     dm = _dm(hub_dir, tmp_path)
     assert dm.vocab_size <= 100 and dm.pad_id == 0

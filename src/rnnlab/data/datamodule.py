@@ -72,6 +72,19 @@ class IMDBDataModule(LightningDataModule):
 
     @functools.cached_property
     def cache_path(self) -> Path:
+        """A given tokenizer (eval from a checkpoint) reuses the training run's cache when that
+        cache holds the very same tokenizer, instead of encoding everything again."""
+        trained_here = self._cache_path_for(None)
+        if self.tokenizer_json is None:
+            return trained_here
+        saved = trained_here / "tokenizer.json"
+        if (trained_here / "meta.json").is_file() and saved.read_text(
+            encoding="utf-8"
+        ) == self.tokenizer_json:
+            return trained_here
+        return self._cache_path_for(self.tokenizer_json)
+
+    def _cache_path_for(self, tokenizer_json: str | None) -> Path:
         """Keyed by data source + everything that changes the encoding (not max_len: applied late)."""
         hp = self.hparams
         key = {
@@ -81,8 +94,8 @@ class IMDBDataModule(LightningDataModule):
             "tokenizer": hp.tokenizer,
             "val_fraction": hp.val_fraction,
             "seed": hp.seed,
-            "given_tokenizer": hashlib.sha256(self.tokenizer_json.encode()).hexdigest()
-            if self.tokenizer_json
+            "given_tokenizer": hashlib.sha256(tokenizer_json.encode()).hexdigest()
+            if tokenizer_json
             else None,
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
