@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
 PAD, UNK = "<pad>", "<unk>"
+EOS = "<eos>"  # the language model's end-of-review separator
 KINDS = ("wordlevel", "bpe")
 
 
-def build_tokenizer(texts: Iterable[str], vocab_size: int, kind: str = "wordlevel") -> Tokenizer:
-    """Lowercase, drop `<br />` tags, split words and punctuation, keep the `vocab_size` commonest."""
+def build_tokenizer(
+    texts: Iterable[str], vocab_size: int, kind: str = "wordlevel", extra: Sequence[str] = ()
+) -> Tokenizer:
+    """Lowercase, drop `<br />` tags, split words and punctuation, keep the `vocab_size` commonest.
+
+    `<pad>`=0, `<unk>`=1, then the `extra` special tokens, then words by falling frequency.
+    """
+    special = [PAD, UNK, *extra]
     if kind == "bpe":
         tokenizer = Tokenizer(models.BPE(unk_token=UNK))
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, UNK])
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special)
     else:
         tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
-        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=[PAD, UNK])
+        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=special)
     tokenizer.normalizer = normalizers.Sequence(
         [normalizers.Replace(Regex(r"<br\s*/?>"), " "), normalizers.NFKC(), normalizers.Lowercase()]
     )

@@ -23,6 +23,7 @@ from rnnlab.models.encoder import (
     pool,
 )
 from rnnlab.models.init import INITS, init_recurrent
+from rnnlab.models.pretrained import load_language_model
 from rnnlab.utils.errors import ConfigError, check, check_choice
 
 NONLINEARITIES = ("tanh", "relu")
@@ -45,7 +46,8 @@ class RNNClassifier(LightningModule):
     """Embedding -> recurrent encoder -> masked pooling -> one logit (BCEWithLogitsLoss).
 
     `vocab_size` and `pad_id` come from the data module; the tokenizer JSON rides in every
-    checkpoint so that prediction needs the checkpoint alone.
+    checkpoint so that prediction needs the checkpoint alone. `pretrained`: a language-model
+    checkpoint whose embedding and recurrent layers it starts from (same tokenizer required).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class RNNClassifier(LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         tokenizer_json: str | None = None,
+        pretrained: str | None = None,
     ) -> None:
         super().__init__()
         check_choice("model.cell", cell, CELLS)
@@ -124,6 +127,8 @@ class RNNClassifier(LightningModule):
         self.val_metrics = _metrics("val/")
         self.test_metrics = _metrics("test/")
         self.val_acc_best = MaxMetric()
+        if pretrained:  # overrides the inits above; classifier_from_checkpoint does not re-read it
+            load_language_model(self, pretrained)
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
         """Token ids (B, T), right-padded, and lengths (B,) -> logits (B,)."""
@@ -314,7 +319,8 @@ class RNNClassifier(LightningModule):
 
 def classifier_from_checkpoint(checkpoint: dict[str, Any]) -> RNNClassifier:
     """Rebuild the model from a checkpoint read with `weights_only=True`."""
-    model = RNNClassifier(**checkpoint["hyper_parameters"])
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k != "pretrained"}
+    model = RNNClassifier(**hparams)
     model.load_state_dict(checkpoint["state_dict"])
     model.on_load_checkpoint(checkpoint)
     return model.eval()

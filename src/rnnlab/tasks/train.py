@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.callbacks import TokenThroughput
+from rnnlab.models.pretrained import read_language_model
 from rnnlab.tasks.common import test_metrics, write_metrics
 from rnnlab.utils import (
     ConfigError,
@@ -78,7 +79,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = hydra.utils.instantiate(cfg.data)
+    # a classifier started from a language model must read the reviews with the LM's tokenizer
+    pretrained = cfg.model.get("pretrained")
+    data_kwargs = (
+        {"tokenizer_json": read_language_model(pretrained)["tokenizer_json"]} if pretrained else {}
+    )
+    datamodule = hydra.utils.instantiate(cfg.data, **data_kwargs)
     datamodule.prepare_data()
     datamodule.setup("fit")
     model = hydra.utils.instantiate(
@@ -111,7 +117,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = _find(callbacks, ModelCheckpoint)
     if checkpoint and checkpoint.best_model_path:
         metrics["best_ckpt_path"] = checkpoint.best_model_path
-        metrics["val/acc_best"] = float(checkpoint.best_model_score)
+        metrics[f"{checkpoint.monitor}_best"] = float(checkpoint.best_model_score)
     if cfg.get("test"):
         best = metrics.get("best_ckpt_path")
         if best is None:

@@ -1,0 +1,275 @@
+"""IMDB texts as one token stream for language modelling, batched for stateful truncated BPTT.
+
+Reviews (never the test split) are joined into one stream with `<eos>` after each, laid out as
+`batch_size` parallel streams and cut into chunks of `tbptt_steps` tokens: row b of batch i+1
+continues row b of batch i, so the model can carry its hidden state from one batch to the next.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import math
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning import LightningDataModule
+from tokenizers import Tokenizer
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from rnnlab.data.loading import load_imdb, source_fingerprint
+from rnnlab.data.sampler import ResumableDataLoader
+from rnnlab.data.tokenizer import EOS, KINDS, PAD, build_tokenizer, load_tokenizer
+from rnnlab.utils.errors import ConfigError, check, check_choice
+from rnnlab.utils.io import atomic_dir
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+TEXT_SPLITS = ("unsupervised", "train")  # never "test": the classifier is scored on it
+STREAMS = ("train", "val")
+
+
+def encode_stream(texts: Sequence[str], tokenizer: Tokenizer, batch_size: int = 1000) -> np.ndarray:
+    """Every review's ids followed by `<eos>`, all concatenated into one int32 array."""
+    eos = tokenizer.token_to_id(EOS)
+    parts = []
+    for start in range(0, len(texts), batch_size):
+        for encoding in tokenizer.encode_batch(list(texts[start : start + batch_size])):
+            parts.append(np.asarray([*encoding.ids, eos], dtype=np.int32))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+
+
+def stream_grid(stream: np.ndarray, num_streams: int, pad_id: int) -> Tensor:
+    """(num_streams, L + 1): row s holds tokens s*L .. s*L + L of the stream.
+
+    Neighbouring rows share one token (a row's last target is the next row's first input), so
+    every token but the first is a target exactly once; the tail is padded with `pad_id`,
+    whose targets the model ignores.
+    """
+    length = max(1, math.ceil((len(stream) - 1) / num_streams))
+    padded = np.full(num_streams * length + 1, pad_id, dtype=np.int64)
+    padded[: len(stream)] = stream
+    return torch.from_numpy(padded).as_strided((num_streams, length + 1), (length, 1)).clone()
+
+
+class StreamChunks(Dataset):
+    """Item i is chunk i of every row: `input_ids`, `targets` (the next tokens), `lengths`
+    (real targets per row: what throughput counts), each (B, <= steps)."""
+
+    def __init__(self, grid: Tensor, steps: int, pad_id: int) -> None:
+        self.grid, self.steps, self.pad_id = grid, steps, pad_id
+
+    @classmethod
+    def layout(
+        cls,
+        stream: np.ndarray,
+        batch_size: int,
+        steps: int,
+        pad_id: int,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> StreamChunks:
+        """Under DDP each rank takes its own contiguous block of `batch_size` rows; all rows have
+        the same length, so every rank has the same number of batches."""
+        grid = stream_grid(stream, batch_size * num_replicas, pad_id)
+        return cls(grid[rank * batch_size : (rank + 1) * batch_size], steps, pad_id)
+
+    def __len__(self) -> int:
+        return math.ceil((self.grid.size(1) - 1) / self.steps)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        start = i * self.steps
+        end = min(start + self.steps, self.grid.size(1) - 1)
+        targets = self.grid[:, start + 1 : end + 1]
+        return {
+            "input_ids": self.grid[:, start:end],
+            "targets": targets,
+            "lengths": (targets != self.pad_id).sum(1),
+        }
+
+
+class ChunkSampler(Sampler[list[int]]):
+    """Chunks in stream order (the carried state depends on it); the interface of
+    `BucketBatchSampler` that `ResumableDataLoader` uses to resume mid-epoch."""
+
+    def __init__(self, num_chunks: int) -> None:
+        self.num_chunks = num_chunks
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def __iter__(self):
+        start, self.start = self.start, 0
+        for i in range(start, self.num_chunks):
+            yield [i]
+
+    def __len__(self) -> int:
+        return self.num_chunks
+
+
+def _single(items: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    return items[0]
+
+
+class IMDBLMDataModule(LightningDataModule):
+    """Unsupervised + train reviews; a seeded `val_fraction` of them is held out for perplexity.
+
+    The tokenizer (with `<eos>`) is trained on the LM's training reviews; the classifier
+    fine-tuned from the LM reuses it from the LM checkpoint.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        cache_dir: str = ".cache",
+        vocab_size: int = 20000,
+        tokenizer: str = "wordlevel",
+        splits: Sequence[str] = TEXT_SPLITS,
+        val_fraction: float = 0.02,
+        batch_size: int = 64,
+        eval_batch_size: int = 64,
+        tbptt_steps: int = 70,
+        seed: int = 42,
+    ) -> None:
+        super().__init__()
+        check(
+            isinstance(vocab_size, int) and vocab_size > 3,
+            "data.vocab_size",
+            vocab_size,
+            "an integer > 3",
+        )
+        check_choice("data.tokenizer", tokenizer, KINDS)
+        splits = list(splits)  # a plain list in the checkpoint (weights_only loading)
+        check(
+            bool(splits) and set(splits) <= set(TEXT_SPLITS) and len(set(splits)) == len(splits),
+            "data.splits",
+            splits,
+            f"distinct names from {list(TEXT_SPLITS)} (never test: the classifier is scored on it)",
+        )
+        check(0 < val_fraction < 1, "data.val_fraction", val_fraction, "a number in (0, 1)")
+        for key, value in (
+            ("batch_size", batch_size),
+            ("eval_batch_size", eval_batch_size),
+            ("tbptt_steps", tbptt_steps),
+        ):
+            check(isinstance(value, int) and value >= 1, f"data.{key}", value, "an integer >= 1")
+        self.save_hyperparameters(logger=False)
+        self.tokenizer_json: str | None = None
+        self.streams: dict[str, np.ndarray] = {}
+
+    @functools.cached_property
+    def cache_path(self) -> Path:
+        hp = self.hparams
+        key = {
+            "format": CACHE_FORMAT,
+            "source": source_fingerprint(hp.path),
+            "vocab_size": hp.vocab_size,
+            "tokenizer": hp.tokenizer,
+            "splits": hp.splits,
+            "val_fraction": hp.val_fraction,
+            "seed": hp.seed,
+        }
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        return Path(hp.cache_dir) / f"imdb-lm-{digest}"
+
+    def prepare_data(self) -> None:
+        if (self.cache_path / "meta.json").is_file():
+            return
+        hp = self.hparams
+        raw = load_imdb(hp.path)
+        missing = [s for s in hp.splits if s not in raw]
+        if missing:
+            raise ConfigError(
+                f"data.splits={hp.splits}: {hp.path!r} has no {missing} split (found {sorted(raw)})"
+            )
+        texts = [text for split in hp.splits for text in raw[split]["text"]]
+        order = np.random.default_rng(hp.seed).permutation(len(texts))
+        n_val = max(1, round(len(texts) * hp.val_fraction))
+        check(n_val < len(texts), "data.val_fraction", hp.val_fraction, "leaves no training text")
+        parts = {"train": order[n_val:], "val": order[:n_val]}
+        log.info(
+            "Training a %s tokenizer (vocab %d) on %d reviews",
+            hp.tokenizer,
+            hp.vocab_size,
+            len(parts["train"]),
+        )
+        tokenizer = build_tokenizer(
+            (texts[i] for i in parts["train"]), hp.vocab_size, hp.tokenizer, extra=(EOS,)
+        )
+        sizes = {}
+        with atomic_dir(self.cache_path) as tmp:
+            for name, index in parts.items():
+                log.info("Encoding %d %s reviews into one stream", len(index), name)
+                stream = encode_stream([texts[i] for i in index], tokenizer)
+                np.save(tmp / f"{name}.npy", stream)
+                sizes[name] = {"reviews": len(index), "tokens": len(stream)}
+            (tmp / "tokenizer.json").write_text(tokenizer.to_str(), encoding="utf-8")
+            (tmp / "meta.json").write_text(json.dumps({"source": hp.path, "sizes": sizes}))
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.streams:
+            return
+        self.prepare_data()
+        try:
+            self._load_cache()
+        except Exception as err:  # damaged after it was written: rebuild, never trust it
+            log.warning(
+                "LM cache %s is unreadable (%s); rebuilding it", self.cache_path, type(err).__name__
+            )
+            shutil.rmtree(self.cache_path, ignore_errors=True)
+            self.prepare_data()
+            self._load_cache()
+
+    def _load_cache(self) -> None:
+        meta = json.loads((self.cache_path / "meta.json").read_text(encoding="utf-8"))
+        self.tokenizer_json = (self.cache_path / "tokenizer.json").read_text(encoding="utf-8")
+        streams = {name: np.load(self.cache_path / f"{name}.npy") for name in STREAMS}
+        for name, stream in streams.items():
+            if len(stream) != meta["sizes"][name]["tokens"]:
+                raise ValueError(f"{name}: {len(stream)} tokens, meta.json says otherwise")
+        self.streams = streams
+
+    @functools.cached_property
+    def tokenizer(self) -> Tokenizer:
+        return load_tokenizer(self.tokenizer_json)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.token_to_id(PAD)
+
+    def _loader(self, name: str, batch_size: int) -> DataLoader:
+        if name not in self.streams:
+            raise ConfigError(f"data stream {name!r} is not set up; call setup() first")
+        trainer = self.trainer
+        chunks = StreamChunks.layout(
+            self.streams[name],
+            batch_size,
+            self.hparams.tbptt_steps,
+            self.pad_id,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+        )
+        return ResumableDataLoader(
+            chunks, batch_sampler=ChunkSampler(len(chunks)), collate_fn=_single
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.hparams.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.hparams.eval_batch_size)

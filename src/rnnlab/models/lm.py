@@ -1,0 +1,243 @@
+"""Word-level language model on the classifier's cells, trained with stateful truncated BPTT."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning import LightningModule
+from torch import Tensor, nn
+from torchmetrics import MeanMetric, MinMetric
+
+from rnnlab.models.classifier import NONLINEARITIES, TrainingDiverged
+from rnnlab.models.encoder import CELLS, RecurrentEncoder, State, detach_state
+from rnnlab.models.init import INITS, init_recurrent
+from rnnlab.utils.errors import check, check_choice
+
+# full: its own vocab x hidden output layer | tied: the output layer is the input embedding
+# (Press & Wolf 2017) | adaptive: nn.AdaptiveLogSoftmaxWithLoss (Grave et al. 2017), frequent
+# words in a small head, rare ones in cheaper, lower-dimensional clusters
+DECODERS = ("full", "tied", "adaptive")
+
+
+def _no_autocast(x: Tensor) -> torch.autocast:
+    """AdaptiveLogSoftmaxWithLoss fills a float32 buffer with its head's output, which mixed
+    precision would compute in half precision (index_copy_ then fails): run it in float32."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
+class RNNLanguageModel(LightningModule):
+    """Embedding -> recurrent encoder -> next-token distribution, a loss at every token.
+
+    Each batch is the next chunk of `batch_size` parallel streams (`rnnlab.data.lm`): the hidden
+    state left by one batch starts the next, detached so that no gradient crosses a chunk
+    boundary; it starts from zero at every epoch (and on a run resumed mid-epoch). One optimizer
+    step per batch, so Lightning's automatic optimization, clipping and precision apply as is.
+    The embedding and encoder are named as in `RNNClassifier`, which can start from them.
+    `tbptt_steps` is the data's chunk length (conf/data/imdb_lm.yaml reads it from the model
+    config); it is checked and recorded here with the rest of the model's settings.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        pad_id: int,
+        cell: str = "lstm",
+        embedding_dim: int = 128,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        dropout: float = 0.1,
+        nonlinearity: str = "tanh",
+        init: str = "default",
+        forget_bias: float | None = None,
+        tbptt_steps: int = 70,
+        decoder: str = "adaptive",
+        cutoffs: Sequence[int] = (2000, 10000),
+        div_value: float = 4.0,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        tokenizer_json: str | None = None,
+    ) -> None:
+        super().__init__()
+        check_choice("model.cell", cell, CELLS)
+        for key, value in (
+            ("embedding_dim", embedding_dim),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+            ("tbptt_steps", tbptt_steps),
+        ):
+            check(isinstance(value, int) and value >= 1, f"model.{key}", value, "an integer >= 1")
+        check(0 <= dropout < 1, "model.dropout", dropout, "a number in [0, 1)")
+        check_choice("model.nonlinearity", nonlinearity, NONLINEARITIES)
+        check_choice("model.init", init, INITS)
+        check_choice("model.decoder", decoder, DECODERS)
+        cutoffs = [int(c) for c in cutoffs]  # a plain list in the checkpoint (weights_only loading)
+        if decoder == "adaptive":
+            check(
+                bool(cutoffs)
+                and cutoffs == sorted(set(cutoffs))
+                and cutoffs[0] > 0
+                and cutoffs[-1] < vocab_size - 1,
+                "model.cutoffs",
+                cutoffs,
+                f"increasing integers between 1 and vocab_size - 2 = {vocab_size - 2}",
+            )
+            check(
+                div_value > 0 and hidden_size // div_value ** len(cutoffs) >= 1,
+                "model.div_value",
+                div_value,
+                f"a number > 0 that leaves the last cluster >= 1 of hidden_size={hidden_size} "
+                "dimensions (each cluster has the previous one's / div_value)",
+            )
+        self.save_hyperparameters(ignore=["optimizer", "scheduler", "tokenizer_json"])
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.tokenizer_json = tokenizer_json
+
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
+        with torch.no_grad():  # small, as the output layer it is when tied
+            nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+            self.embedding.weight[pad_id] = 0
+        self.encoder = RecurrentEncoder(
+            cell, embedding_dim, hidden_size, num_layers, False, dropout, nonlinearity
+        )
+        for module in self.encoder.recurrent_modules:
+            init_recurrent(module, init, forget_bias)
+        self.dropout = nn.Dropout(dropout)
+        tied = decoder == "tied"
+        # a tied output layer reads embedding_dim features
+        self.project = (
+            nn.Linear(hidden_size, embedding_dim) if tied and hidden_size != embedding_dim else None
+        )
+        if decoder == "adaptive":
+            self.decoder = nn.AdaptiveLogSoftmaxWithLoss(
+                hidden_size, vocab_size, cutoffs, div_value
+            )
+        else:
+            self.decoder = nn.Linear(embedding_dim if tied else hidden_size, vocab_size)
+            if tied:
+                self.decoder.weight = self.embedding.weight
+        self._state: State = None
+        self._val_state: State = None
+        self.val_loss = MeanMetric()
+        self.val_ppl_best = MinMetric()
+
+    def forward(self, input_ids: Tensor, state: State = None) -> tuple[Tensor, State]:
+        """Token ids (B, T) and the state they continue -> features (B, T, H) and the new state."""
+        x = self.dropout(self.embedding(input_ids))
+        lengths = torch.full((input_ids.size(0),), input_ids.size(1), device=input_ids.device)
+        outputs, state = self.encoder.forward_chunk(x, lengths, state)
+        return self.dropout(outputs), state
+
+    def _features(self, outputs: Tensor) -> Tensor:
+        return outputs if self.project is None else self.project(outputs)
+
+    def loss(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean negative log-likelihood over the real (non-pad) targets, and their count."""
+        keep = targets != self.hparams.pad_id
+        features, targets = self._features(outputs[keep]), targets[keep]
+        if self.hparams.decoder == "adaptive":
+            with _no_autocast(features):
+                return self.decoder(features.float(), targets).loss, keep.sum()
+        return F.cross_entropy(self.decoder(features).float(), targets), keep.sum()
+
+    def log_probs(self, outputs: Tensor) -> Tensor:
+        """Features (..., H) -> log-probabilities over the whole vocabulary (..., V)."""
+        features = self._features(outputs)
+        if self.hparams.decoder == "adaptive":
+            with _no_autocast(features):
+                flat = self.decoder.log_prob(features.reshape(-1, features.size(-1)).float())
+            return flat.view(*features.shape[:-1], -1)
+        return F.log_softmax(self.decoder(features).float(), dim=-1)
+
+    def on_train_epoch_start(self) -> None:
+        self._state = None
+        # resets a resumed loader's skip (see ResumableDataLoader) at each new epoch
+        batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
+        if hasattr(batch_sampler, "set_epoch"):
+            batch_sampler.set_epoch(self.current_epoch)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        outputs, state = self(batch["input_ids"], self._state)
+        self._state = detach_state(state)
+        loss, count = self.loss(outputs, batch["targets"])
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"train/loss={loss.item()} at global step {self.global_step} (epoch {self.current_epoch}): "
+                "training stopped, last.ckpt keeps the last good state; try a lower model.optimizer.lr "
+                "or trainer.gradient_clip_val"
+            )
+        self.log("train/loss", loss, prog_bar=True, batch_size=int(count))
+        self.log("train/ppl", loss.exp(), prog_bar=True, batch_size=int(count))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_state = None
+        self.val_loss.reset()
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        outputs, self._val_state = self(batch["input_ids"], self._val_state)
+        loss, count = self.loss(outputs, batch["targets"])
+        self.val_loss.update(loss, weight=count)
+
+    def on_validation_epoch_end(self) -> None:
+        loss = self.val_loss.compute()  # token-weighted over every rank's streams
+        ppl = loss.exp()
+        self.log_dict({"val/loss": loss, "val/ppl": ppl}, prog_bar=True)
+        if not self.trainer.sanity_checking:
+            self.val_ppl_best(ppl)
+            self.log("val/ppl_best", self.val_ppl_best.compute())
+
+    def configure_optimizers(self) -> Any:
+        factory = self.optimizer_factory or torch.optim.Adam
+        optimizer = factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs = {}
+        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
+            kwargs["total_steps"] = self.trainer.estimated_stepping_batches
+        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["tokenizer_json"] = self.tokenizer_json
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.tokenizer_json = checkpoint.get("tokenizer_json")
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        prompt_ids: Sequence[int],
+        max_tokens: int,
+        temperature: float = 1.0,
+        stop_id: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[int]:
+        """Continue `prompt_ids` (non-empty) one sampled token at a time; stops after `stop_id`."""
+        ids = torch.tensor([list(prompt_ids)], device=self.device)
+        outputs, state = self(ids)
+        new: list[int] = []
+        for _ in range(max_tokens):
+            logits = self.log_probs(outputs[:, -1]) / temperature
+            logits[:, self.hparams.pad_id] = -torch.inf  # never a target, so never a word
+            token = int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
+            new.append(token)
+            if token == stop_id:
+                break
+            outputs, state = self(torch.tensor([[token]], device=self.device), state)
+        return new
+
+
+def language_model_from_checkpoint(checkpoint: dict[str, Any]) -> RNNLanguageModel:
+    """Rebuild the model from a checkpoint read with `weights_only=True`."""
+    model = RNNLanguageModel(**checkpoint["hyper_parameters"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.on_load_checkpoint(checkpoint)
+    return model.eval()

@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+import torch
+
+from rnnlab.data import IMDBLMDataModule
+from rnnlab.data.lm import ChunkSampler, StreamChunks
+from rnnlab.data.sampler import ResumableDataLoader
+from rnnlab.data.tokenizer import EOS
+from rnnlab.utils import ConfigError
+from tests.lm_helpers import TEST_ONLY_WORD, write_lm_layout
+
+PAD = 0
+
+
+@pytest.fixture(scope="module")
+def lm_dir(tmp_path_factory):
+    return write_lm_layout(tmp_path_factory.mktemp("lm_imdb"))
+
+
+def _epoch(stream: np.ndarray, batch_size: int, steps: int, world: int) -> list[list[dict]]:
+    """Every rank's batches for one epoch."""
+    return [
+        list(StreamChunks.layout(stream, batch_size, steps, PAD, num_replicas=world, rank=rank))
+        for rank in range(world)
+    ]
+
+
+@pytest.mark.parametrize("n", [2, 97, 100, 101, 1000])
+@pytest.mark.parametrize(("batch_size", "steps", "world"), [(1, 7, 1), (4, 5, 1), (3, 10, 2)])
+def test_every_token_is_an_input_and_a_target_once_per_epoch(n, batch_size, steps, world) -> None:
+    stream = np.arange(1, n + 1)  # distinct non-pad tokens
+    ranks = _epoch(stream, batch_size, steps, world)
+    assert len({len(batches) for batches in ranks}) == 1  # DDP: equal batch counts
+    inputs, targets = [], []
+    for batches in ranks:  # rank-major, then row, then time: the stream's own order
+        assert all(b["input_ids"].shape == (batch_size, b["targets"].size(1)) for b in batches)
+        assert all(b["input_ids"].size(1) <= steps for b in batches)
+        rows_x = torch.cat([b["input_ids"] for b in batches], dim=1)
+        rows_y = torch.cat([b["targets"] for b in batches], dim=1)
+        for x, y in zip(rows_x, rows_y):
+            inputs.extend(x[y != PAD].tolist())
+            targets.extend(y[y != PAD].tolist())
+    assert targets == stream[1:].tolist()
+    assert inputs == stream[:-1].tolist()
+    lengths = sum(int(b["lengths"].sum()) for batches in ranks for b in batches)
+    assert lengths == n - 1  # what throughput counts: real targets
+
+
+def test_each_row_continues_where_the_previous_batch_left_it() -> None:
+    batches = list(StreamChunks.layout(np.arange(1, 200), batch_size=4, steps=6, pad_id=PAD))
+    for before, after in zip(batches, batches[1:]):
+        torch.testing.assert_close(after["input_ids"][:, 0], before["targets"][:, -1])
+
+
+def test_a_resumed_loader_starts_with_the_next_chunk() -> None:
+    chunks = StreamChunks.layout(np.arange(1, 100), batch_size=2, steps=5, pad_id=PAD)
+    loader = ResumableDataLoader(
+        chunks, batch_sampler=ChunkSampler(len(chunks)), collate_fn=lambda b: b[0]
+    )
+    first = list(loader)
+    loader.load_state_dict({"epoch": 0, "batches": 3})
+    resumed = list(loader)
+    assert len(resumed) == len(first) - 3
+    torch.testing.assert_close(resumed[0]["input_ids"], first[3]["input_ids"])
+    assert len(list(loader)) == len(first)  # the skip applies once
+
+
+def test_datamodule_streams_unsupervised_and_train_reviews_never_test(lm_dir, tmp_path) -> None:
+    dm = IMDBLMDataModule(
+        str(lm_dir), cache_dir=str(tmp_path), vocab_size=1000, tbptt_steps=8, batch_size=4
+    )
+    dm.setup("fit")
+    eos = dm.tokenizer.token_to_id(EOS)
+    reviews = sum(int((s == eos).sum()) for s in dm.streams.values())
+    assert reviews == 240 + 120  # train + unsupervised, each ended by <eos>
+    assert all(s[-1] == eos for s in dm.streams.values())
+    assert int((dm.streams["val"] == eos).sum()) == round(360 * 0.02)
+    assert dm.tokenizer.token_to_id(TEST_ONLY_WORD) is None
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["input_ids"].shape == (4, 8) and batch["targets"].shape == (4, 8)
+    again = IMDBLMDataModule(str(lm_dir), cache_dir=str(tmp_path), vocab_size=1000, tbptt_steps=8)
+    again.setup("fit")  # from the cache
+    assert again.tokenizer_json == dm.tokenizer_json
+    np.testing.assert_array_equal(again.streams["train"], dm.streams["train"])
+
+
+def test_the_test_split_is_refused(lm_dir, tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"^data\.splits=\['train', 'test'\]: .*never test"):
+        IMDBLMDataModule(str(lm_dir), cache_dir=str(tmp_path), splits=["train", "test"])
+
+
+def test_a_missing_unsupervised_split_is_one_line(hub_dir, tmp_path) -> None:
+    dm = IMDBLMDataModule(str(hub_dir), cache_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match=r"^data\.splits=.*no \['unsupervised'\] split"):
+        dm.prepare_data()
