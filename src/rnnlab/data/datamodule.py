@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from rnnlab.data.dataset import TRUNCATION_SIDES, EncodedReviews, pad_collate
 from rnnlab.data.loading import LABELS, load_imdb, source_fingerprint
 from rnnlab.data.sampler import BucketBatchSampler, ResumableDataLoader
-from rnnlab.data.tokenizer import KINDS, PAD, build_tokenizer, load_tokenizer
+from rnnlab.data.tokenizer import KINDS, TokenizerSizes, build_tokenizer, load_tokenizer
 from rnnlab.utils.errors import ConfigError, check, check_choice
 from rnnlab.utils.io import atomic_dir
 
@@ -28,7 +28,7 @@ CACHE_FORMAT = 1
 SPLITS = ("train", "val", "test")
 
 
-class IMDBDataModule(LightningDataModule):
+class IMDBDataModule(TokenizerSizes, LightningDataModule):
     """`tokenizer_json` reuses a trained tokenizer (eval from a checkpoint) instead of training one."""
 
     def __init__(
@@ -174,18 +174,6 @@ class IMDBDataModule(LightningDataModule):
                     f"{name}: {len(splits[name])} rows, meta.json says {meta['sizes'][name]}"
                 )
         self.splits = splits
-
-    @functools.cached_property
-    def tokenizer(self):
-        return load_tokenizer(self.tokenizer_json)
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.get_vocab_size()
-
-    @property
-    def pad_id(self) -> int:
-        return self.tokenizer.token_to_id(PAD)
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         if split not in self.splits:

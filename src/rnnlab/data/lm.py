@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from rnnlab.data.loading import load_imdb, source_fingerprint
 from rnnlab.data.sampler import ResumableDataLoader
-from rnnlab.data.tokenizer import EOS, KINDS, PAD, build_tokenizer, load_tokenizer
+from rnnlab.data.tokenizer import EOS, KINDS, TokenizerSizes, build_tokenizer
 from rnnlab.utils.errors import ConfigError, check, check_choice
 from rnnlab.utils.io import atomic_dir
 
@@ -122,7 +122,7 @@ def _single(items: list[dict[str, Tensor]]) -> dict[str, Tensor]:
     return items[0]
 
 
-class IMDBLMDataModule(LightningDataModule):
+class IMDBLMDataModule(TokenizerSizes, LightningDataModule):
     """Unsupervised + train reviews; a seeded `val_fraction` of them is held out for perplexity.
 
     The tokenizer (with `<eos>`) is trained on the LM's training reviews; the classifier
@@ -239,18 +239,6 @@ class IMDBLMDataModule(LightningDataModule):
             if len(stream) != meta["sizes"][name]["tokens"]:
                 raise ValueError(f"{name}: {len(stream)} tokens, meta.json says otherwise")
         self.streams = streams
-
-    @functools.cached_property
-    def tokenizer(self) -> Tokenizer:
-        return load_tokenizer(self.tokenizer_json)
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.get_vocab_size()
-
-    @property
-    def pad_id(self) -> int:
-        return self.tokenizer.token_to_id(PAD)
 
     def _loader(self, name: str, batch_size: int) -> DataLoader:
         if name not in self.streams:

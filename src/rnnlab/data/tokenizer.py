@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
@@ -35,3 +36,22 @@ def build_tokenizer(
 
 def load_tokenizer(json_text: str) -> Tokenizer:
     return Tokenizer.from_str(json_text)
+
+
+class TokenizerSizes:
+    """A data-module mixin: `vocab_size` and `pad_id` reach the model from the tokenizer itself,
+    so nobody types them into a config."""
+
+    tokenizer_json: str | None
+
+    @functools.cached_property
+    def tokenizer(self) -> Tokenizer:
+        return load_tokenizer(self.tokenizer_json)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.token_to_id(PAD)

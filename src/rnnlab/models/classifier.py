@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,6 +13,7 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
+from rnnlab.models.common import PartialsAndTokenizer
 from rnnlab.models.encoder import (
     CELLS,
     POOLINGS,
@@ -42,7 +42,7 @@ def _metrics(prefix: str) -> MetricCollection:
     )
 
 
-class RNNClassifier(LightningModule):
+class RNNClassifier(PartialsAndTokenizer, LightningModule):
     """Embedding -> recurrent encoder -> masked pooling -> one logit (BCEWithLogitsLoss).
 
     `vocab_size` and `pad_id` come from the data module; the tokenizer JSON rides in every
@@ -295,26 +295,6 @@ class RNNClassifier(LightningModule):
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute())
         self.test_metrics.reset()
-
-    def configure_optimizers(self) -> Any:
-        factory = self.optimizer_factory or torch.optim.Adam
-        optimizer = factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        kwargs = {}
-        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
-            kwargs["total_steps"] = self.trainer.estimated_stepping_batches
-        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["tokenizer_json"] = self.tokenizer_json
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.tokenizer_json = checkpoint.get("tokenizer_json")
 
 
 def classifier_from_checkpoint(checkpoint: dict[str, Any]) -> RNNClassifier:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,6 +12,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, MinMetric
 
 from rnnlab.models.classifier import NONLINEARITIES, TrainingDiverged
+from rnnlab.models.common import PartialsAndTokenizer
 from rnnlab.models.encoder import CELLS, RecurrentEncoder, State, detach_state
 from rnnlab.models.init import INITS, init_recurrent
 from rnnlab.utils.errors import check, check_choice
@@ -29,7 +29,7 @@ def _no_autocast(x: Tensor) -> torch.autocast:
     return torch.autocast(x.device.type, enabled=False)
 
 
-class RNNLanguageModel(LightningModule):
+class RNNLanguageModel(PartialsAndTokenizer, LightningModule):
     """Embedding -> recurrent encoder -> next-token distribution, a loss at every token.
 
     Each batch is the next chunk of `batch_size` parallel streams (`rnnlab.data.lm`): the hidden
@@ -190,26 +190,6 @@ class RNNLanguageModel(LightningModule):
         if not self.trainer.sanity_checking:
             self.val_ppl_best(ppl)
             self.log("val/ppl_best", self.val_ppl_best.compute())
-
-    def configure_optimizers(self) -> Any:
-        factory = self.optimizer_factory or torch.optim.Adam
-        optimizer = factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        kwargs = {}
-        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
-            kwargs["total_steps"] = self.trainer.estimated_stepping_batches
-        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["tokenizer_json"] = self.tokenizer_json
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.tokenizer_json = checkpoint.get("tokenizer_json")
 
     @torch.inference_mode()
     def sample(

@@ -1,0 +1,40 @@
+"""What the classifier and the language model share: optimizers built from Hydra partials, and
+the tokenizer riding in every checkpoint."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+class PartialsAndTokenizer:
+    """A LightningModule mixin. `optimizer_factory` / `scheduler_factory` are Hydra partials
+    (`_partial_: true`), so `model.optimizer.lr=...` works from the command line; a scheduler
+    that takes `total_steps` (OneCycle) gets the trainer's estimate."""
+
+    optimizer_factory: Callable[..., torch.optim.Optimizer] | None
+    scheduler_factory: Callable[..., Any] | None
+    tokenizer_json: str | None
+
+    def configure_optimizers(self) -> Any:
+        factory = self.optimizer_factory or torch.optim.Adam
+        optimizer = factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs = {}
+        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
+            kwargs["total_steps"] = self.trainer.estimated_stepping_batches
+        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["tokenizer_json"] = self.tokenizer_json
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.tokenizer_json = checkpoint.get("tokenizer_json")
