@@ -127,7 +127,7 @@ GROUP_ROWS = [
     ("model=transformer", "model='transformer': unknown; choose one of gru, lstm, rnn"),
     ("logger=foo", "logger='foo': unknown; choose one of csv, none, tensorboard, wandb"),
     ("trainer=tpu", "trainer='tpu': unknown; choose one of cpu, ddp, default, gpu"),
-    ("experiment=nope", "experiment='nope': unknown; choose one of seed_notebook"),
+    ("experiment=nope", "experiment='nope': unknown; choose one of imdb_lm, seed_notebook"),
 ]
 
 
