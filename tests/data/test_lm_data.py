@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 import torch
 
+import rnnlab.data.lm as lm_module
 from rnnlab.data import IMDBLMDataModule
 from rnnlab.data.lm import ChunkSampler, StreamChunks
+from rnnlab.data.loading import classifier_split, load_imdb
 from rnnlab.data.sampler import ResumableDataLoader
 from rnnlab.data.tokenizer import EOS
 from rnnlab.utils import ConfigError
@@ -72,9 +74,9 @@ def test_datamodule_streams_unsupervised_and_train_reviews_never_test(lm_dir, tm
     dm.setup("fit")
     eos = dm.tokenizer.token_to_id(EOS)
     reviews = sum(int((s == eos).sum()) for s in dm.streams.values())
-    assert reviews == 240 + 120  # train + unsupervised, each ended by <eos>
-    assert all(s[-1] == eos for s in dm.streams.values())
-    assert int((dm.streams["val"] == eos).sum()) == round(360 * 0.02)
+    assert reviews == 216 + 120  # train less the classifier's 10% validation, + unsupervised
+    assert all(s[-1] == eos for s in dm.streams.values())  # each review ended by <eos>
+    assert int((dm.streams["val"] == eos).sum()) == round(336 * 0.02)
     assert dm.tokenizer.token_to_id(TEST_ONLY_WORD) is None
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape == (4, 8) and batch["targets"].shape == (4, 8)
@@ -93,3 +95,20 @@ def test_a_missing_unsupervised_split_is_one_line(hub_dir, tmp_path) -> None:
     dm = IMDBLMDataModule(str(hub_dir), cache_dir=str(tmp_path))
     with pytest.raises(ConfigError, match=r"^data\.splits=.*no \['unsupervised'\] split"):
         dm.prepare_data()
+
+
+def test_the_classifiers_validation_reviews_stay_out_of_the_lm(
+    lm_dir, tmp_path, monkeypatch
+) -> None:
+    read: list[str] = []
+    encode = lm_module.encode_stream
+
+    def recording(texts, tokenizer):
+        read.extend(texts)
+        return encode(texts, tokenizer)
+
+    monkeypatch.setattr(lm_module, "encode_stream", recording)
+    IMDBLMDataModule(str(lm_dir), cache_dir=str(tmp_path), vocab_size=100, seed=5).prepare_data()
+    train, val = classifier_split(load_imdb(str(lm_dir))["train"], 0.1, 5)
+    assert not set(val["text"]) & set(read)
+    assert set(train["text"]) <= set(read)

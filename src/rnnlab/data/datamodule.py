@@ -16,7 +16,7 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader
 
 from rnnlab.data.dataset import TRUNCATION_SIDES, EncodedReviews, pad_collate
-from rnnlab.data.loading import LABELS, load_imdb, source_fingerprint
+from rnnlab.data.loading import LABELS, classifier_split, load_imdb, source_fingerprint
 from rnnlab.data.sampler import BucketBatchSampler, ResumableDataLoader
 from rnnlab.data.tokenizer import KINDS, TokenizerSizes, build_tokenizer, load_tokenizer
 from rnnlab.utils.errors import ConfigError, check, check_choice
@@ -106,10 +106,8 @@ class IMDBDataModule(TokenizerSizes, LightningDataModule):
             return
         hp = self.hparams
         raw = load_imdb(hp.path)
-        parts = raw["train"].train_test_split(
-            test_size=hp.val_fraction, stratify_by_column="label", seed=hp.seed
-        )
-        splits = DatasetDict(train=parts["train"], val=parts["test"], test=raw["test"])
+        train, val = classifier_split(raw["train"], hp.val_fraction, hp.seed)
+        splits = DatasetDict(train=train, val=val, test=raw["test"])
         if self.tokenizer_json:
             tokenizer = load_tokenizer(self.tokenizer_json)
         else:

@@ -23,7 +23,7 @@ from tokenizers import Tokenizer
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from rnnlab.data.loading import load_imdb, source_fingerprint
+from rnnlab.data.loading import classifier_split, load_imdb, source_fingerprint
 from rnnlab.data.sampler import ResumableDataLoader
 from rnnlab.data.tokenizer import EOS, KINDS, TokenizerSizes, build_tokenizer
 from rnnlab.utils.errors import ConfigError, check, check_choice
@@ -125,6 +125,10 @@ def _single(items: list[dict[str, Tensor]]) -> dict[str, Tensor]:
 class IMDBLMDataModule(TokenizerSizes, LightningDataModule):
     """Unsupervised + train reviews; a seeded `val_fraction` of them is held out for perplexity.
 
+    `classifier_val_fraction`: the classifier's validation reviews (its `data.val_fraction`
+    split of train, same seed) are left out, or the fine-tuned classifier would pick its best
+    checkpoint on reviews the LM has read. null reads all of train.
+
     The tokenizer (with `<eos>`) is trained on the LM's training reviews; the classifier
     fine-tuned from the LM reuses it from the LM checkpoint.
     """
@@ -137,6 +141,7 @@ class IMDBLMDataModule(TokenizerSizes, LightningDataModule):
         tokenizer: str = "wordlevel",
         splits: Sequence[str] = TEXT_SPLITS,
         val_fraction: float = 0.02,
+        classifier_val_fraction: float | None = 0.1,
         batch_size: int = 64,
         eval_batch_size: int = 64,
         tbptt_steps: int = 70,
@@ -158,6 +163,12 @@ class IMDBLMDataModule(TokenizerSizes, LightningDataModule):
             f"distinct names from {list(TEXT_SPLITS)} (never test: the classifier is scored on it)",
         )
         check(0 < val_fraction < 1, "data.val_fraction", val_fraction, "a number in (0, 1)")
+        check(
+            classifier_val_fraction is None or 0 < classifier_val_fraction < 1,
+            "data.classifier_val_fraction",
+            classifier_val_fraction,
+            "null or a number in (0, 1): the classifier's data.val_fraction",
+        )
         for key, value in (
             ("batch_size", batch_size),
             ("eval_batch_size", eval_batch_size),
@@ -178,6 +189,7 @@ class IMDBLMDataModule(TokenizerSizes, LightningDataModule):
             "tokenizer": hp.tokenizer,
             "splits": hp.splits,
             "val_fraction": hp.val_fraction,
+            "classifier_val_fraction": hp.classifier_val_fraction,
             "seed": hp.seed,
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -193,6 +205,8 @@ class IMDBLMDataModule(TokenizerSizes, LightningDataModule):
             raise ConfigError(
                 f"data.splits={hp.splits}: {hp.path!r} has no {missing} split (found {sorted(raw)})"
             )
+        if "train" in hp.splits and hp.classifier_val_fraction:
+            raw["train"], _ = classifier_split(raw["train"], hp.classifier_val_fraction, hp.seed)
         texts = [text for split in hp.splits for text in raw[split]["text"]]
         order = np.random.default_rng(hp.seed).permutation(len(texts))
         n_val = max(1, round(len(texts) * hp.val_fraction))

@@ -105,3 +105,10 @@ def _validated(ds: DatasetDict, path: str) -> DatasetDict:
         if not isinstance(ds[split].features["label"], ClassLabel):
             ds[split] = ds[split].cast_column("label", LABELS)
     return ds
+
+
+def classifier_split(train: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """The classifier's (train, validation) reviews: stratified and seeded. The language model
+    leaves the same validation reviews out, so a fine-tuned classifier's validation stays unseen."""
+    parts = train.train_test_split(test_size=val_fraction, stratify_by_column="label", seed=seed)
+    return parts["train"], parts["test"]
