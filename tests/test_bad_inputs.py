@@ -68,6 +68,9 @@ def _bad_ckpt(kind: str, tmp: Path) -> Path:
             "pad_id": 0,
         }
         torch.save({"state_dict": {}, "hyper_parameters": hparams}, path)
+    elif kind == "language_model":
+        hparams = {"cell": "gru", "embedding_dim": 16, "hidden_size": 16, "decoder": "adaptive"}
+        torch.save({"state_dict": {}, "hyper_parameters": hparams}, path)
     elif kind == "pickled_object":
         torch.save({"state_dict": {}, "payload": Opaque()}, path)
     elif kind == "no_state_dict":
@@ -121,6 +124,10 @@ CKPT_ROWS = [
     ("no_state_dict", "not a Lightning checkpoint"),
     ("pickled_object", "refused, it holds objects other than plain data"),
     ("other_architecture", "belongs to a different architecture (model.cell=lstm"),
+    (
+        "language_model",
+        "a language model's checkpoint (experiment=imdb_lm); this needs a classifier's",
+    ),
     ("last_without_run", "ckpt_path='last'"),
 ]
 GROUP_ROWS = [

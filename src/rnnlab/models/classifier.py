@@ -297,8 +297,18 @@ class RNNClassifier(PartialsAndTokenizer, LightningModule):
         self.test_metrics.reset()
 
 
-def classifier_from_checkpoint(checkpoint: dict[str, Any]) -> RNNClassifier:
+def check_classifier_checkpoint(checkpoint: dict[str, Any], path: str) -> None:
+    """A language model's checkpoint has the same cell and sizes, so it would pass for one."""
+    if "decoder" in checkpoint.get("hyper_parameters", {}):
+        raise ConfigError(
+            f"ckpt_path={path!r}: a language model's checkpoint (experiment=imdb_lm); this needs a "
+            "classifier's (fine-tune one from it with train.py model.pretrained=<it>)"
+        )
+
+
+def classifier_from_checkpoint(checkpoint: dict[str, Any], path: str) -> RNNClassifier:
     """Rebuild the model from a checkpoint read with `weights_only=True`."""
+    check_classifier_checkpoint(checkpoint, path)
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k != "pretrained"}
     model = RNNClassifier(**hparams)
     model.load_state_dict(checkpoint["state_dict"])

@@ -18,7 +18,7 @@ from rnnlab.utils import read_checkpoint, task_wrapper
 @task_wrapper
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = read_checkpoint(cfg.ckpt_path)
-    model = classifier_from_checkpoint(checkpoint)
+    model = classifier_from_checkpoint(checkpoint, str(cfg.ckpt_path))
     data_hparams = dict(checkpoint.get("datamodule_hyper_parameters", {}))
     data_hparams.update(path=cfg.data.path, cache_dir=cfg.data.cache_dir)
     datamodule = IMDBDataModule(**data_hparams, tokenizer_json=model.tokenizer_json)

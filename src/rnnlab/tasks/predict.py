@@ -33,7 +33,7 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, path: str) -> Predictor:
         checkpoint = read_checkpoint(path)
-        model = classifier_from_checkpoint(checkpoint)
+        model = classifier_from_checkpoint(checkpoint, path)
         if not model.tokenizer_json:
             raise ConfigError(
                 f"ckpt_path={path!r}: holds no tokenizer; was it written by train.py?"
