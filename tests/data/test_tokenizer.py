@@ -28,3 +28,16 @@ def test_vocab_size_caps_the_vocabulary() -> None:
 def test_bpe_tokenizer_handles_unseen_words() -> None:
     tok = build_tokenizer(TEXTS * 20, vocab_size=60, kind="bpe")
     assert tok.encode("greatest").tokens
+
+
+def test_dropping_punctuation_keeps_words_only_and_travels_in_the_json() -> None:
+    tokenizer = build_tokenizer(["Great film!!! Loved it, really."], 50, punctuation="drop")
+    assert tokenizer.encode("Great film!!! Loved it, really.").tokens == [
+        "great",
+        "film",
+        "loved",
+        "it",
+        "really",
+    ]
+    again = load_tokenizer(tokenizer.to_str())
+    assert again.encode("film, really!").tokens == ["film", "really"]

@@ -18,7 +18,13 @@ from torch.utils.data import DataLoader
 from rnnlab.data.dataset import TRUNCATION_SIDES, EncodedReviews, pad_collate
 from rnnlab.data.loading import LABELS, classifier_split, load_imdb, source_fingerprint
 from rnnlab.data.sampler import BucketBatchSampler, ResumableDataLoader
-from rnnlab.data.tokenizer import KINDS, TokenizerSizes, build_tokenizer, load_tokenizer
+from rnnlab.data.tokenizer import (
+    KINDS,
+    PUNCTUATION,
+    TokenizerSizes,
+    build_tokenizer,
+    load_tokenizer,
+)
 from rnnlab.utils.errors import ConfigError, check, check_choice
 from rnnlab.utils.io import atomic_dir
 
@@ -37,6 +43,7 @@ class IMDBDataModule(TokenizerSizes, LightningDataModule):
         cache_dir: str = ".cache",
         vocab_size: int = 20000,
         tokenizer: str = "wordlevel",
+        punctuation: str = "keep",
         max_len: int = 400,
         truncation: str = "head_tail",
         val_fraction: float = 0.1,
@@ -55,6 +62,7 @@ class IMDBDataModule(TokenizerSizes, LightningDataModule):
             "an integer > 2",
         )
         check_choice("data.tokenizer", tokenizer, KINDS)
+        check_choice("data.punctuation", punctuation, PUNCTUATION)
         check(isinstance(max_len, int) and max_len >= 1, "data.max_len", max_len, "an integer >= 1")
         check_choice("data.truncation", truncation, TRUNCATION_SIDES)
         check(0 < val_fraction < 1, "data.val_fraction", val_fraction, "a number in (0, 1)")
@@ -92,6 +100,7 @@ class IMDBDataModule(TokenizerSizes, LightningDataModule):
             "source": source_fingerprint(hp.path),
             "vocab_size": hp.vocab_size,
             "tokenizer": hp.tokenizer,
+            "punctuation": hp.punctuation,
             "val_fraction": hp.val_fraction,
             "seed": hp.seed,
             "given_tokenizer": hashlib.sha256(tokenizer_json.encode()).hexdigest()
@@ -117,7 +126,9 @@ class IMDBDataModule(TokenizerSizes, LightningDataModule):
                 hp.vocab_size,
                 len(splits["train"]),
             )
-            tokenizer = build_tokenizer(splits["train"]["text"], hp.vocab_size, hp.tokenizer)
+            tokenizer = build_tokenizer(
+                splits["train"]["text"], hp.vocab_size, hp.tokenizer, punctuation=hp.punctuation
+            )
 
         def encode(batch: dict[str, list]) -> dict[str, list]:
             return {"input_ids": [e.ids for e in tokenizer.encode_batch(batch["text"])]}

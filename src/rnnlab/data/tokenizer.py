@@ -10,14 +10,20 @@ from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, tr
 PAD, UNK = "<pad>", "<unk>"
 EOS = "<eos>"  # the language model's end-of-review separator
 KINDS = ("wordlevel", "bpe")
+PUNCTUATION = ("keep", "drop")  # drop: as Keras' IMDB copy, words only
 
 
 def build_tokenizer(
-    texts: Iterable[str], vocab_size: int, kind: str = "wordlevel", extra: Sequence[str] = ()
+    texts: Iterable[str],
+    vocab_size: int,
+    kind: str = "wordlevel",
+    extra: Sequence[str] = (),
+    punctuation: str = "keep",
 ) -> Tokenizer:
     """Lowercase, drop `<br />` tags, split words and punctuation, keep the `vocab_size` commonest.
 
     `<pad>`=0, `<unk>`=1, then the `extra` special tokens, then words by falling frequency.
+    `punctuation="drop"` keeps words only, so `max_len` tokens cover more of a review.
     """
     special = [PAD, UNK, *extra]
     if kind == "bpe":
@@ -26,9 +32,14 @@ def build_tokenizer(
     else:
         tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
         trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=special)
-    tokenizer.normalizer = normalizers.Sequence(
-        [normalizers.Replace(Regex(r"<br\s*/?>"), " "), normalizers.NFKC(), normalizers.Lowercase()]
-    )
+    steps = [
+        normalizers.Replace(Regex(r"<br\s*/?>"), " "),
+        normalizers.NFKC(),
+        normalizers.Lowercase(),
+    ]
+    if punctuation == "drop":
+        steps.append(normalizers.Replace(Regex(r"[^\w\s]"), " "))
+    tokenizer.normalizer = normalizers.Sequence(steps)
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer.train_from_iterator(texts, trainer=trainer)
     return tokenizer
