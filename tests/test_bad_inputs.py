@@ -91,6 +91,7 @@ CONFIG_ROWS = [
     (["data.val_fraction=0"], "data.val_fraction=0: a number in (0, 1)"),
     (["data.val_fraction=1.5"], "data.val_fraction=1.5: a number in (0, 1)"),
     (["data.truncation=middle"], "data.truncation='middle': one of ['head', 'tail', 'head_tail']"),
+    (["data.punctuation=some"], "data.punctuation='some': one of ['keep', 'drop']"),
     (
         ["data.tokenizer=sentencepiece"],
         "data.tokenizer='sentencepiece': one of ['wordlevel', 'bpe']",
