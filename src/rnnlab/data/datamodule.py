@@ -6,7 +6,6 @@ import functools
 import hashlib
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import datasets
@@ -15,6 +14,7 @@ from datasets import DatasetDict, Features, Sequence, Value
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader
 
+from rnnlab.data.cache import keyed_folder, load_or_rebuild
 from rnnlab.data.dataset import TRUNCATION_SIDES, EncodedReviews, pad_collate
 from rnnlab.data.loading import LABELS, classifier_split, load_imdb, source_fingerprint
 from rnnlab.data.sampler import BucketBatchSampler, ResumableDataLoader
@@ -107,8 +107,7 @@ class IMDBDataModule(TokenizerSizes, LightningDataModule):
             if tokenizer_json
             else None,
         }
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-        return Path(hp.cache_dir) / f"imdb-{digest}"
+        return keyed_folder(hp.cache_dir, "imdb", key)
 
     def prepare_data(self) -> None:
         if (self.cache_path / "meta.json").is_file():
@@ -153,21 +152,8 @@ class IMDBDataModule(TokenizerSizes, LightningDataModule):
             )
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
-        if not (self.cache_path / "meta.json").is_file():
-            self.prepare_data()
-        try:
-            self._load_cache()
-        except Exception as err:  # a cache damaged after it was written: rebuild, never trust it
-            log.warning(
-                "Encoded-data cache %s is unreadable (%s); rebuilding it",
-                self.cache_path,
-                type(err).__name__,
-            )
-            shutil.rmtree(self.cache_path, ignore_errors=True)
-            self.prepare_data()
-            self._load_cache()
+        if not self.splits:
+            load_or_rebuild(self.cache_path, self.prepare_data, self._load_cache)
 
     def _load_cache(self) -> None:
         meta = json.loads((self.cache_path / "meta.json").read_text(encoding="utf-8"))

@@ -8,11 +8,9 @@ continues row b of batch i, so the model can carry its hidden state from one bat
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import math
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from tokenizers import Tokenizer
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from rnnlab.data.cache import keyed_folder, load_or_rebuild
 from rnnlab.data.loading import classifier_split, load_imdb, source_fingerprint
 from rnnlab.data.sampler import ResumableDataLoader
 from rnnlab.data.tokenizer import EOS, KINDS, TokenizerSizes, build_tokenizer
@@ -192,8 +191,7 @@ class IMDBLMDataModule(TokenizerSizes, LightningDataModule):
             "classifier_val_fraction": hp.classifier_val_fraction,
             "seed": hp.seed,
         }
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-        return Path(hp.cache_dir) / f"imdb-lm-{digest}"
+        return keyed_folder(hp.cache_dir, "imdb-lm", key)
 
     def prepare_data(self) -> None:
         if (self.cache_path / "meta.json").is_file():
@@ -232,18 +230,8 @@ class IMDBLMDataModule(TokenizerSizes, LightningDataModule):
             (tmp / "meta.json").write_text(json.dumps({"source": hp.path, "sizes": sizes}))
 
     def setup(self, stage: str | None = None) -> None:
-        if self.streams:
-            return
-        self.prepare_data()
-        try:
-            self._load_cache()
-        except Exception as err:  # damaged after it was written: rebuild, never trust it
-            log.warning(
-                "LM cache %s is unreadable (%s); rebuilding it", self.cache_path, type(err).__name__
-            )
-            shutil.rmtree(self.cache_path, ignore_errors=True)
-            self.prepare_data()
-            self._load_cache()
+        if not self.streams:
+            load_or_rebuild(self.cache_path, self.prepare_data, self._load_cache)
 
     def _load_cache(self) -> None:
         meta = json.loads((self.cache_path / "meta.json").read_text(encoding="utf-8"))

@@ -110,3 +110,11 @@ class ResumableDataLoader(DataLoader):
     def load_state_dict(self, state: dict[str, int]) -> None:
         # A checkpoint taken at the epoch's end resumes in the next one, whose start hook resets this.
         self.batch_sampler.set_epoch(state["epoch"], start=state["batches"])
+
+
+def start_epoch(loader: object, epoch: int) -> None:
+    """Lightning only reshuffles samplers it knows about, and ours are custom batch samplers; this
+    also clears a resumed loader's skip when a new epoch begins."""
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    if hasattr(batch_sampler, "set_epoch"):
+        batch_sampler.set_epoch(epoch)

@@ -13,20 +13,23 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
-from rnnlab.models.common import PartialsAndTokenizer
+from rnnlab.data.sampler import start_epoch
+from rnnlab.models.common import (
+    PartialsAndTokenizer,
+    check_recurrent_settings,
+    is_language_model,
+)
 from rnnlab.models.encoder import (
-    CELLS,
     POOLINGS,
     RecurrentEncoder,
     RunningPool,
     detach_state,
     pool,
 )
-from rnnlab.models.init import INITS, init_recurrent
+from rnnlab.models.init import init_recurrent
 from rnnlab.models.pretrained import load_language_model
 from rnnlab.utils.errors import ConfigError, check, check_choice
 
-NONLINEARITIES = ("tanh", "relu")
 TBPTT_LOSSES = ("every", "last")
 EMBEDDING_INITS = ("normal", "uniform")
 CLIP_ALGORITHMS = ("norm", "value")
@@ -73,17 +76,10 @@ class RNNClassifier(PartialsAndTokenizer, LightningModule):
         pretrained: str | None = None,
     ) -> None:
         super().__init__()
-        check_choice("model.cell", cell, CELLS)
-        for key, value in (
-            ("embedding_dim", embedding_dim),
-            ("hidden_size", hidden_size),
-            ("num_layers", num_layers),
-        ):
-            check(isinstance(value, int) and value >= 1, f"model.{key}", value, "an integer >= 1")
-        check(0 <= dropout < 1, "model.dropout", dropout, "a number in [0, 1)")
-        check_choice("model.nonlinearity", nonlinearity, NONLINEARITIES)
+        check_recurrent_settings(
+            cell, embedding_dim, hidden_size, num_layers, dropout, nonlinearity, init
+        )
         check_choice("model.pooling", pooling, POOLINGS)
-        check_choice("model.init", init, INITS)
         check_choice("model.embedding_init", embedding_init, EMBEDDING_INITS)
         check(
             tbptt_steps is None or (isinstance(tbptt_steps, int) and tbptt_steps >= 1),
@@ -227,10 +223,7 @@ class RNNClassifier(PartialsAndTokenizer, LightningModule):
         self._log_train(torch.stack(losses).mean(), logits, batch["labels"])
 
     def on_train_epoch_start(self) -> None:
-        # Lightning only reshuffles samplers it knows about; ours is a custom batch sampler.
-        batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
-        if hasattr(batch_sampler, "set_epoch"):
-            batch_sampler.set_epoch(self.current_epoch)
+        start_epoch(self.trainer.train_dataloader, self.current_epoch)
         self._optimizer_steps, self._clipped_steps = 0, 0
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -299,7 +292,7 @@ class RNNClassifier(PartialsAndTokenizer, LightningModule):
 
 def check_classifier_checkpoint(checkpoint: dict[str, Any], path: str) -> None:
     """A language model's checkpoint has the same cell and sizes, so it would pass for one."""
-    if "decoder" in checkpoint.get("hyper_parameters", {}):
+    if is_language_model(checkpoint.get("hyper_parameters", {})):
         raise ConfigError(
             f"ckpt_path={path!r}: a language model's checkpoint (experiment=imdb_lm); this needs a "
             "classifier's (fine-tune one from it with train.py model.pretrained=<it>)"

@@ -9,6 +9,39 @@ from typing import Any
 
 import torch
 
+from rnnlab.models.encoder import CELLS
+from rnnlab.models.init import INITS
+from rnnlab.utils.errors import check, check_choice
+
+NONLINEARITIES = ("tanh", "relu")
+
+
+def is_language_model(hparams: Any) -> bool:
+    """Only the language model has an output decoder; otherwise both share cell and sizes."""
+    return "decoder" in hparams
+
+
+def check_recurrent_settings(
+    cell: str,
+    embedding_dim: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+    nonlinearity: str,
+    init: str,
+) -> None:
+    """The embedding and encoder settings both models take: one-line errors naming the key."""
+    check_choice("model.cell", cell, CELLS)
+    for key, value in (
+        ("embedding_dim", embedding_dim),
+        ("hidden_size", hidden_size),
+        ("num_layers", num_layers),
+    ):
+        check(isinstance(value, int) and value >= 1, f"model.{key}", value, "an integer >= 1")
+    check(0 <= dropout < 1, "model.dropout", dropout, "a number in [0, 1)")
+    check_choice("model.nonlinearity", nonlinearity, NONLINEARITIES)
+    check_choice("model.init", init, INITS)
+
 
 class PartialsAndTokenizer:
     """A LightningModule mixin. `optimizer_factory` / `scheduler_factory` are Hydra partials

@@ -11,10 +11,11 @@ from lightning import LightningModule
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MinMetric
 
-from rnnlab.models.classifier import NONLINEARITIES, TrainingDiverged
-from rnnlab.models.common import PartialsAndTokenizer
-from rnnlab.models.encoder import CELLS, RecurrentEncoder, State, detach_state
-from rnnlab.models.init import INITS, init_recurrent
+from rnnlab.data.sampler import start_epoch
+from rnnlab.models.classifier import TrainingDiverged
+from rnnlab.models.common import PartialsAndTokenizer, check_recurrent_settings
+from rnnlab.models.encoder import RecurrentEncoder, State, detach_state
+from rnnlab.models.init import init_recurrent
 from rnnlab.utils.errors import check, check_choice
 
 # full: its own vocab x hidden output layer | tied: the output layer is the input embedding
@@ -62,17 +63,15 @@ class RNNLanguageModel(PartialsAndTokenizer, LightningModule):
         tokenizer_json: str | None = None,
     ) -> None:
         super().__init__()
-        check_choice("model.cell", cell, CELLS)
-        for key, value in (
-            ("embedding_dim", embedding_dim),
-            ("hidden_size", hidden_size),
-            ("num_layers", num_layers),
-            ("tbptt_steps", tbptt_steps),
-        ):
-            check(isinstance(value, int) and value >= 1, f"model.{key}", value, "an integer >= 1")
-        check(0 <= dropout < 1, "model.dropout", dropout, "a number in [0, 1)")
-        check_choice("model.nonlinearity", nonlinearity, NONLINEARITIES)
-        check_choice("model.init", init, INITS)
+        check_recurrent_settings(
+            cell, embedding_dim, hidden_size, num_layers, dropout, nonlinearity, init
+        )
+        check(
+            isinstance(tbptt_steps, int) and tbptt_steps >= 1,
+            "model.tbptt_steps",
+            tbptt_steps,
+            "an integer >= 1",
+        )
         check_choice("model.decoder", decoder, DECODERS)
         cutoffs = [int(c) for c in cutoffs]  # a plain list in the checkpoint (weights_only loading)
         if decoder == "adaptive":
@@ -155,10 +154,7 @@ class RNNLanguageModel(PartialsAndTokenizer, LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._state = None
-        # resets a resumed loader's skip (see ResumableDataLoader) at each new epoch
-        batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
-        if hasattr(batch_sampler, "set_epoch"):
-            batch_sampler.set_epoch(self.current_epoch)
+        start_epoch(self.trainer.train_dataloader, self.current_epoch)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         outputs, state = self(batch["input_ids"], self._state)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from rnnlab.models.common import is_language_model
 from rnnlab.utils.checkpoint import read_checkpoint
 from rnnlab.utils.errors import ConfigError
 
@@ -21,7 +22,7 @@ COPIED = ("embedding.", "encoder.")
 def read_language_model(path: str, key: str = "model.pretrained") -> dict[str, Any]:
     """The checkpoint of a run of `train.py experiment=imdb_lm`, or a one-line error about `key`."""
     checkpoint = read_checkpoint(path)
-    if "decoder" not in checkpoint.get("hyper_parameters", {}) or not checkpoint.get(
+    if not is_language_model(checkpoint.get("hyper_parameters", {})) or not checkpoint.get(
         "tokenizer_json"
     ):
         raise ConfigError(

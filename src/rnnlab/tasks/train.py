@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.callbacks import TokenThroughput
 from rnnlab.models.classifier import check_classifier_checkpoint
+from rnnlab.models.common import is_language_model
 from rnnlab.models.pretrained import read_language_model
 from rnnlab.tasks.common import test_metrics, write_metrics
 from rnnlab.utils import (
@@ -64,7 +65,7 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path, model: Any) -> st
             )
         ckpt_path = str(path)
     checkpoint = read_checkpoint(ckpt_path)
-    if "decoder" not in model.hparams:  # a classifier resumes from a classifier only
+    if not is_language_model(model.hparams):  # a classifier resumes from a classifier only
         check_classifier_checkpoint(checkpoint, ckpt_path)
     saved, wanted = checkpoint.get("hyper_parameters", {}), model.hparams
     differ = [k for k in ARCHITECTURE_KEYS if k in saved and saved[k] != wanted.get(k)]
