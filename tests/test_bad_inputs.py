@@ -105,7 +105,9 @@ CONFIG_ROWS = [
     (["model.tbptt_loss=sometimes"], "model.tbptt_loss='sometimes': one of ['every', 'last']"),
     (["model.dropout=1.0"], "model.dropout=1.0: a number in [0, 1)"),
     (["model.dropout=-0.1"], "model.dropout=-0.1: a number in [0, 1)"),
-    (["model.pooling=sum"], "model.pooling='sum': one of ['last', 'mean', 'max']"),
+    (["model.pooling=sum"], "model.pooling='sum': one of ['last', 'mean', 'max', 'concat']"),
+    (["model.lr_decay=0.5"], "model.lr_decay=0.5: a number >= 1"),
+    (["experiment=imdb_finetune"], "model.pretrained=???: this preset fine-tunes a language model"),
     (["model.nonlinearity=sigmoid"], "model.nonlinearity='sigmoid': one of ['tanh', 'relu']"),
     (["model.embedding_init=zeros"], "model.embedding_init='zeros': one of ['normal', 'uniform']"),
     (["model.init=xavier"], "model.init='xavier': one of ['default', 'orthogonal', 'identity']"),
@@ -135,7 +137,10 @@ GROUP_ROWS = [
     ("model=transformer", "model='transformer': unknown; choose one of gru, lstm, rnn"),
     ("logger=foo", "logger='foo': unknown; choose one of csv, none, tensorboard, wandb"),
     ("trainer=tpu", "trainer='tpu': unknown; choose one of cpu, ddp, default, gpu"),
-    ("experiment=nope", "experiment='nope': unknown; choose one of imdb_lm, seed_notebook"),
+    (
+        "experiment=nope",
+        "experiment='nope': unknown; choose one of imdb_finetune, imdb_lm, seed_notebook",
+    ),
 ]
 
 

@@ -26,7 +26,7 @@ def test_reverse_within_length_reverses_valid_steps_and_keeps_padding() -> None:
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "concat"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_prediction_does_not_change_when_the_review_is_padded(cell, pooling, bidirectional) -> None:
     model = _model(cell, pooling, bidirectional, num_layers=2)

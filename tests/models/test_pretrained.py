@@ -144,6 +144,32 @@ def test_fine_tuning_reads_reviews_with_the_lms_tokenizer(lm_run, cache_dir, tmp
     assert len(list(predictor.predict_lines(["A superb film."]))) == 1
 
 
+def test_finetune_preset_keeps_the_lms_embedding_until_its_unfreezing_stage(
+    lm_run, cache_dir, tmp_path
+) -> None:
+    lm_ckpt, data = lm_run
+    overrides = [
+        "experiment=imdb_finetune",
+        *TINY,
+        f"model.pretrained={lm_ckpt}",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=3",
+    ]
+    metrics = train(compose_cfg("train", overrides, tmp_path, cache_dir, data))
+    tuned = torch.load(Path(metrics["output_dir"]) / "checkpoints" / "last.ckpt", weights_only=True)
+    lm = torch.load(lm_ckpt, weights_only=True)["state_dict"]
+    assert tuned["hyper_parameters"]["pooling"] == "concat"
+    # epoch 0 trains the head, epoch 1 the LSTM too; the embedding waits for epoch 2
+    torch.testing.assert_close(
+        tuned["state_dict"]["embedding.weight"][1:], lm["embedding.weight"][1:]
+    )
+    assert not torch.equal(
+        tuned["state_dict"]["encoder.rnn.weight_hh_l0"], lm["encoder.rnn.weight_hh_l0"]
+    )
+    lrs = [group["lr"] for group in tuned["optimizer_states"][0]["param_groups"]]
+    assert len(lrs) == 3 and lrs[0] < lrs[1] < lrs[2]
+
+
 def test_fine_tuning_from_a_different_architecture_is_one_line(
     lm_run, cache_dir, tmp_path, capsys
 ) -> None:

@@ -34,7 +34,7 @@ def _batch() -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "concat"])
 def test_chunks_as_long_as_the_batch_give_the_full_bptt_gradients(cell, pooling) -> None:
     full, truncated = _pair(cell, k=20, pooling=pooling)
     batch = _batch()

@@ -25,6 +25,7 @@ from rnnlab.models.encoder import (
     RunningPool,
     detach_state,
     pool,
+    pooled_size,
 )
 from rnnlab.models.init import init_recurrent
 from rnnlab.models.pretrained import load_language_model
@@ -74,6 +75,8 @@ class RNNClassifier(PartialsAndTokenizer, LightningModule):
         scheduler: Callable[..., Any] | None = None,
         tokenizer_json: str | None = None,
         pretrained: str | None = None,
+        lr_decay: float = 1.0,
+        gradual_unfreezing: bool = False,
     ) -> None:
         super().__init__()
         check_recurrent_settings(
@@ -94,6 +97,12 @@ class RNNClassifier(PartialsAndTokenizer, LightningModule):
             "null with model.bidirectional=true (the reverse pass needs the whole sequence)",
         )
         check_choice("model.tbptt_loss", tbptt_loss, TBPTT_LOSSES)
+        check(
+            isinstance(lr_decay, int | float) and lr_decay >= 1,
+            "model.lr_decay",
+            lr_decay,
+            "a number >= 1 (each layer group below the head learns at lr / lr_decay^depth)",
+        )
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "tokenizer_json"])
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -110,7 +119,7 @@ class RNNClassifier(PartialsAndTokenizer, LightningModule):
             cell, embedding_dim, hidden_size, num_layers, bidirectional, dropout, nonlinearity
         )
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(self.encoder.output_size, 1)
+        self.head = nn.Linear(pooled_size(self.encoder.output_size, pooling), 1)
         for module in self.encoder.recurrent_modules:
             init_recurrent(module, init, forget_bias)
         # Truncated BPTT steps the optimizer once per chunk, so Lightning's automatic loop cannot
@@ -222,9 +231,45 @@ class RNNClassifier(PartialsAndTokenizer, LightningModule):
             scheduler.step()
         self._log_train(torch.stack(losses).mean(), logits, batch["labels"])
 
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Bottom to top: the embedding, each recurrent layer, the head (ULMFiT's groups)."""
+        layers: dict[int, list[nn.Parameter]] = {}
+        for name, param in self.encoder.named_parameters():
+            if self.hparams.bidirectional:  # forward_layers.<i>.weight_ih_l0
+                depth = int(name.split(".")[1])
+            else:  # rnn.weight_ih_l<i>[_reverse]
+                depth = int(name.split("_l")[-1].removesuffix("_reverse"))
+            layers.setdefault(depth, []).append(param)
+        return [
+            list(self.embedding.parameters()),
+            *(layers[depth] for depth in sorted(layers)),
+            list(self.head.parameters()),
+        ]
+
+    def lr_groups(self) -> list[tuple[list[nn.Parameter], float]]:
+        """Discriminative fine-tuning: the head at the configured lr, each group below it at
+        1/lr_decay of the one above, so pretrained layers move less than the new head."""
+        if self.hparams.lr_decay == 1:
+            return super().lr_groups()  # one group, as checkpoints written before lr_decay have
+        groups = self.layer_groups()
+        return [
+            (group, self.hparams.lr_decay ** (i + 1 - len(groups)))
+            for i, group in enumerate(groups)
+        ]
+
+    def unfreeze_for_epoch(self, epoch: int) -> None:
+        """Gradual unfreezing: epoch e trains the top e + 1 layer groups, the rest stay frozen."""
+        groups = self.layer_groups()
+        frozen = max(0, len(groups) - 1 - epoch)
+        for i, group in enumerate(groups):
+            for param in group:
+                param.requires_grad_(i >= frozen)
+
     def on_train_epoch_start(self) -> None:
         start_epoch(self.trainer.train_dataloader, self.current_epoch)
         self._optimizer_steps, self._clipped_steps = 0, 0
+        if self.hparams.gradual_unfreezing:
+            self.unfreeze_for_epoch(self.current_epoch)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Runs after unscaling under 16-mixed, so the norm and the clipping see true gradients.

@@ -52,14 +52,25 @@ class PartialsAndTokenizer:
     scheduler_factory: Callable[..., Any] | None
     tokenizer_json: str | None
 
+    def lr_groups(self) -> list[tuple[list[torch.nn.Parameter], float]]:
+        """Optimizer groups: (parameters, share of the configured lr)."""
+        return [(list(self.parameters()), 1.0)]
+
     def configure_optimizers(self) -> Any:
         factory = self.optimizer_factory or torch.optim.Adam
-        optimizer = factory(params=self.parameters())
+        groups = self.lr_groups()
+        scales = [scale for _, scale in groups]
+        optimizer = factory(params=[{"params": params} for params, _ in groups])
+        for group, scale in zip(optimizer.param_groups, scales):
+            group["lr"] *= scale
         if self.scheduler_factory is None:
             return optimizer
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
             kwargs["total_steps"] = self.trainer.estimated_stepping_batches
+        max_lr = getattr(self.scheduler_factory, "keywords", {}).get("max_lr")
+        if isinstance(max_lr, int | float):  # OneCycle sets each group's lr from its max_lr
+            kwargs["max_lr"] = [max_lr * scale for scale in scales]
         scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
         return {
             "optimizer": optimizer,

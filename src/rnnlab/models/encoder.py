@@ -18,7 +18,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 State = Tensor | tuple[Tensor, Tensor] | None
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-POOLINGS = ("last", "mean", "max")
+# concat: [last, max, mean] side by side (ULMFiT's concat pooling), three times the features
+POOLINGS = ("last", "mean", "max", "concat")
+CONCAT_PARTS = ("last", "max", "mean")
+
+
+def pooled_size(output_size: int, how: str) -> int:
+    return output_size * (len(CONCAT_PARTS) if how == "concat" else 1)
 
 
 def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
@@ -123,6 +129,8 @@ def detach_state(state: State) -> State:
 
 def pool(outputs: Tensor, lengths: Tensor, how: str, bidirectional: bool) -> Tensor:
     """Summarise each sequence from its valid steps only."""
+    if how == "concat":
+        return torch.cat([pool(outputs, lengths, part, bidirectional) for part in CONCAT_PARTS], -1)
     lengths = lengths.to(outputs.device)
     if how == "last":
         index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, outputs.size(-1))
@@ -146,9 +154,16 @@ class RunningPool:
     how: str
     value: Tensor | None = None
     count: Tensor | None = None
+    parts: list[RunningPool] | None = None
+
+    def __post_init__(self) -> None:
+        if self.how == "concat":
+            self.parts = [RunningPool(part) for part in CONCAT_PARTS]
 
     def update(self, outputs: Tensor, chunk_len: Tensor) -> Tensor:
         """Fold in a chunk's valid steps; rows with no valid step keep their value."""
+        if self.parts is not None:
+            return torch.cat([part.update(outputs, chunk_len) for part in self.parts], -1)
         chunk_len = chunk_len.to(outputs.device)
         active = (chunk_len > 0).unsqueeze(1)
         if self.how == "mean":
@@ -167,4 +182,6 @@ class RunningPool:
         return self.value
 
     def detach(self) -> None:
+        for part in self.parts or ():
+            part.detach()
         self.value = None if self.value is None else self.value.detach()
