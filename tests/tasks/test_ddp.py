@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,22 +12,15 @@ from tests.conftest import ROOT, TINY
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize(
-    "extra",
-    [[], ["model.tbptt_steps=4", "trainer.gradient_clip_val=0.5"]],
-    ids=["full_bptt", "tbptt_clipped"],
-)
-def test_two_process_ddp_on_cpu_completes_and_writes_one_metrics_file(
-    extra, hub_dir, cache_dir, tmp_path
-) -> None:
+def _train_on_two_cpu_ranks(
+    extra: list[str], hub_dir, cache_dir, tmp_path
+) -> tuple[subprocess.CompletedProcess, Path]:
+    """`train.py trainer.devices=2` on the tiny data, as a user would start it."""
     run_dir = tmp_path / "run"
     args = [
         *[a for a in TINY if not a.startswith("callbacks.")],
-        "model=gru",
         "trainer.accelerator=cpu",
         "trainer.devices=2",
-        "trainer.strategy=ddp",
-        "trainer.max_epochs=2",
         f"data.path={hub_dir}",
         f"paths.cache_dir={cache_dir}",
         f"hydra.run.dir={run_dir}",
@@ -39,12 +33,55 @@ def test_two_process_ddp_on_cpu_completes_and_writes_one_metrics_file(
         text=True,
         timeout=400,
     )
+    return result, run_dir
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["model.tbptt_steps=4", "trainer.gradient_clip_val=0.5"]],
+    ids=["full_bptt", "tbptt_clipped"],
+)
+def test_two_process_ddp_on_cpu_completes_and_writes_one_metrics_file(
+    extra, hub_dir, cache_dir, tmp_path
+) -> None:
+    result, run_dir = _train_on_two_cpu_ranks(
+        ["model=gru", "trainer.strategy=ddp", "trainer.max_epochs=2", *extra],
+        hub_dir,
+        cache_dir,
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics_files = list(tmp_path.rglob("metrics.json"))
     assert metrics_files == [run_dir / "metrics.json"]
     metrics = json.loads(metrics_files[0].read_text())
     assert 0.0 <= metrics["test/acc"] <= 1.0
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("strategy", "ok"), [("ddp_find_unused_parameters_true", True), ("ddp", False)]
+)
+def test_gradual_unfreezing_under_ddp_needs_find_unused_parameters(
+    strategy, ok, hub_dir, cache_dir, tmp_path
+) -> None:
+    result, run_dir = _train_on_two_cpu_ranks(
+        [
+            "model=lstm",
+            "model.gradual_unfreezing=true",
+            "model.lr_decay=2.6",
+            f"trainer.strategy={strategy}",
+            "trainer.max_epochs=3",
+        ],
+        hub_dir,
+        cache_dir,
+        tmp_path,
+    )
+    if ok:
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert json.loads((run_dir / "metrics.json").read_text())["trainable_params"] > 0
+    else:
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert "use trainer.strategy=ddp_find_unused_parameters_true" in result.stderr
 
 
 def test_ddp_preset_composes_for_two_nodes(tmp_path) -> None:

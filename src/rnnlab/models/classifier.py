@@ -265,6 +265,15 @@ class RNNClassifier(PartialsAndTokenizer, LightningModule):
             for param in group:
                 param.requires_grad_(i >= frozen)
 
+    def on_fit_start(self) -> None:
+        strategy = self.trainer.strategy
+        find_unused = getattr(strategy, "_ddp_kwargs", {}).get("find_unused_parameters")
+        if self.hparams.gradual_unfreezing and self.trainer.world_size > 1 and not find_unused:
+            raise ConfigError(
+                "model.gradual_unfreezing=True: frozen layers get no gradient, which DDP waits for; "
+                "use trainer.strategy=ddp_find_unused_parameters_true"
+            )
+
     def on_train_epoch_start(self) -> None:
         start_epoch(self.trainer.train_dataloader, self.current_epoch)
         self._optimizer_steps, self._clipped_steps = 0, 0
