@@ -107,7 +107,6 @@ CONFIG_ROWS = [
     (["model.dropout=-0.1"], "model.dropout=-0.1: a number in [0, 1)"),
     (["model.pooling=sum"], "model.pooling='sum': one of ['last', 'mean', 'max', 'concat']"),
     (["model.lr_decay=0.5"], "model.lr_decay=0.5: a number >= 1"),
-    (["experiment=imdb_finetune"], "model.pretrained=???: this preset fine-tunes a language model"),
     (["model.nonlinearity=sigmoid"], "model.nonlinearity='sigmoid': one of ['tanh', 'relu']"),
     (["model.embedding_init=zeros"], "model.embedding_init='zeros': one of ['normal', 'uniform']"),
     (["model.init=xavier"], "model.init='xavier': one of ['default', 'orthogonal', 'identity']"),

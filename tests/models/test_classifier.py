@@ -140,3 +140,10 @@ def test_concat_pooling_is_last_max_and_mean_side_by_side() -> None:
     torch.testing.assert_close(pool(outputs, lengths, "concat", False), torch.cat(parts, -1))
     model = RNNClassifier(vocab_size=40, pad_id=0, hidden_size=8, pooling="concat")
     assert model.head.in_features == 24
+
+
+def test_gradual_unfreezing_without_a_pretrained_model_warns_that_frozen_layers_are_random(
+    caplog,
+) -> None:
+    RNNClassifier(vocab_size=40, pad_id=0, gradual_unfreezing=True)
+    assert "the frozen layers are random" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -30,6 +31,8 @@ from rnnlab.models.encoder import (
 from rnnlab.models.init import init_recurrent
 from rnnlab.models.pretrained import load_language_model
 from rnnlab.utils.errors import ConfigError, check, check_choice
+
+log = logging.getLogger(__name__)
 
 TBPTT_LOSSES = ("every", "last")
 EMBEDDING_INITS = ("normal", "uniform")
@@ -134,6 +137,10 @@ class RNNClassifier(PartialsAndTokenizer, LightningModule):
         self.val_acc_best = MaxMetric()
         if pretrained:  # overrides the inits above; classifier_from_checkpoint does not re-read it
             load_language_model(self, pretrained)
+        elif gradual_unfreezing:
+            log.warning(
+                "model.gradual_unfreezing=true without model.pretrained: the frozen layers are random"
+            )
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
         """Token ids (B, T), right-padded, and lengths (B,) -> logits (B,)."""

@@ -83,11 +83,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
 
-    if OmegaConf.is_missing(cfg.model, "pretrained"):  # experiment=imdb_finetune asks for one
-        raise ConfigError(
-            "model.pretrained=???: this preset fine-tunes a language model; pass "
-            "model.pretrained=<experiment=imdb_lm run>/checkpoints/best.ckpt"
-        )
     # a classifier started from a language model must read the reviews with the LM's tokenizer
     pretrained = cfg.model.get("pretrained")
     data_kwargs = (
