@@ -144,7 +144,7 @@ def test_fine_tuning_reads_reviews_with_the_lms_tokenizer(lm_run, cache_dir, tmp
     assert len(list(predictor.predict_lines(["A superb film."]))) == 1
 
 
-def test_finetune_preset_keeps_the_lms_embedding_until_its_unfreezing_stage(
+def test_gradual_unfreezing_keeps_the_lms_embedding_until_its_stage(
     lm_run, cache_dir, tmp_path
 ) -> None:
     lm_ckpt, data = lm_run
@@ -152,6 +152,7 @@ def test_finetune_preset_keeps_the_lms_embedding_until_its_unfreezing_stage(
         "experiment=imdb_finetune",
         *TINY,
         f"model.pretrained={lm_ckpt}",
+        "model.gradual_unfreezing=true",
         "trainer.max_epochs=2",
         "trainer.limit_train_batches=3",
     ]
