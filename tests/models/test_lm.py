@@ -87,6 +87,17 @@ def test_every_decoder_gives_a_distribution_and_a_matching_loss(decoder) -> None
     assert int(count) == 10
 
 
+def test_every_adaptive_cluster_gets_a_gradient_when_the_batch_has_none_of_its_words() -> None:
+    """DDP all-reduces only once every parameter has a gradient, on every rank."""
+    model = _model("lstm", "adaptive")
+    ids = torch.randint(1, VOCAB, (2, 6))
+    targets = torch.randint(1, 10, (2, 6))  # head words only: no tail cluster runs
+    model.training_step({"input_ids": ids, "targets": targets}, 0).backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None]
+    assert missing == []
+    assert all(not p.grad.any() for p in model.decoder.tail.parameters())
+
+
 def test_tied_decoder_is_the_embedding() -> None:
     model = _model(decoder="tied")
     assert model.decoder.weight is model.embedding.weight

@@ -143,6 +143,15 @@ class RNNLanguageModel(PartialsAndTokenizer, LightningModule):
                 return self.decoder(features.float(), targets).loss, keep.sum()
         return F.cross_entropy(self.decoder(features).float(), targets), keep.sum()
 
+    def _zero_on_every_cluster(self) -> Tensor | float:
+        """An adaptive softmax runs a tail cluster only for a batch with a target in it, and DDP
+        all-reduces a gradient only once every parameter has one: a rank whose batch missed a
+        cluster would skip that all-reduce and the ranks would hang. A zero term gives every tail
+        weight a (zero) gradient on every step."""
+        if self.hparams.decoder != "adaptive":
+            return 0.0
+        return 0.0 * sum(p.sum() for p in self.decoder.tail.parameters())
+
     def log_probs(self, outputs: Tensor) -> Tensor:
         """Features (..., H) -> log-probabilities over the whole vocabulary (..., V)."""
         features = self._features(outputs)
@@ -160,6 +169,7 @@ class RNNLanguageModel(PartialsAndTokenizer, LightningModule):
         outputs, state = self(batch["input_ids"], self._state)
         self._state = detach_state(state)
         loss, count = self.loss(outputs, batch["targets"])
+        loss = loss + self._zero_on_every_cluster()
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"train/loss={loss.item()} at global step {self.global_step} (epoch {self.current_epoch}): "
