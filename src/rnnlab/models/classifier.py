@@ -273,8 +273,8 @@ class RNNClassifier(PartialsAndTokenizer, LightningModule):
                 param.requires_grad_(i >= frozen)
 
     def on_fit_start(self) -> None:
-        strategy = self.trainer.strategy
-        find_unused = getattr(strategy, "_ddp_kwargs", {}).get("find_unused_parameters")
+        # by now the strategy has wrapped the model (torch's DistributedDataParallel under DDP)
+        find_unused = getattr(self.trainer.strategy.model, "find_unused_parameters", False)
         if self.hparams.gradual_unfreezing and self.trainer.world_size > 1 and not find_unused:
             raise ConfigError(
                 "model.gradual_unfreezing=True: frozen layers get no gradient, which DDP waits for; "
