@@ -10,9 +10,8 @@ from pathlib import Path
 # subprocesses the tests start (train.py, DDP ranks) inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from datasets import ClassLabel, Dataset, Features, Value
 from hydra import compose, initialize_config_dir
 from lightning import Trainer
 from omegaconf import DictConfig, open_dict
@@ -45,10 +44,12 @@ def make_reviews(n: int, seed: int) -> tuple[list[str], list[int]]:
 
 def write_hub_layout(root: Path, n_train: int = 240, n_test: int = 120, seed: int = 0) -> Path:
     (root / "plain_text").mkdir(parents=True)
+    features = Features(text=Value("string"), label=ClassLabel(names=["neg", "pos"]))
     for split, n, s in (("train", n_train, seed), ("test", n_test, seed + 1)):
         texts, labels = make_reviews(n, s)
-        table = pa.table({"text": texts, "label": labels})
-        pq.write_table(table, root / "plain_text" / f"{split}-00000-of-00001.parquet")
+        Dataset.from_dict({"text": texts, "label": labels}, features=features).to_parquet(
+            root / "plain_text" / f"{split}-00000-of-00001.parquet"
+        )
     return root
 
 
@@ -125,3 +126,61 @@ def quiet_trainer(**kwargs) -> Trainer:
         "enable_model_summary": False,
     }
     return Trainer(**{**defaults, **kwargs})
+
+
+TOPICS = {
+    "world": ["election", "minister", "border", "treaty", "embassy"],
+    "sports": ["match", "goal", "coach", "league", "tournament"],
+    "business": ["market", "shares", "profit", "merger", "investor"],
+    "science": ["planet", "genome", "physics", "laboratory", "telescope"],
+}
+NEWS_FILLER = ["the", "a", "report", "said", "on", "today", "new", "and", "of", "in", "after"]
+
+
+def make_sentences(n: int, num_classes: int, seed: int) -> tuple[list[str], list[int]]:
+    """Class-balanced sentences whose topic is carried by a few topic words among filler."""
+    rng = random.Random(seed)
+    words_of = list(TOPICS.values())[:num_classes]
+    texts, labels = [], []
+    for i in range(n):
+        label = i % num_classes
+        words = [rng.choice(NEWS_FILLER) for _ in range(rng.randint(3, 15))]
+        for _ in range(rng.randint(1, 3)):
+            words.insert(rng.randrange(len(words) + 1), rng.choice(words_of[label]))
+        texts.append(" ".join(words).capitalize() + ".")
+        labels.append(label)
+    return texts, labels
+
+
+def write_multiclass_hub_layout(
+    root: Path,
+    n_train: int = 400,
+    n_val: int = 80,
+    n_test: int = 120,
+    num_classes: int = 4,
+    seed: int = 0,
+) -> Path:
+    """A Hub-layout topic dataset: columns `sentence` and `topic` (a ClassLabel of `num_classes`
+    names from TOPICS), splits train/validation/test; load with data.text_column=sentence,
+    data.label_column=topic, data.num_classes, data.val_split=validation."""
+    if not 2 <= num_classes <= len(TOPICS):
+        raise ValueError(f"num_classes={num_classes}: 2..{len(TOPICS)} topics are available")
+    (root / "data").mkdir(parents=True)
+    # the ClassLabel travels in the parquet files' schema metadata; the file names give the splits
+    features = Features(
+        sentence=Value("string"), topic=ClassLabel(names=list(TOPICS)[:num_classes])
+    )
+    for offset, (split, n) in enumerate(
+        (("train", n_train), ("validation", n_val), ("test", n_test))
+    ):
+        texts, labels = make_sentences(n, num_classes, seed + offset)
+        Dataset.from_dict({"sentence": texts, "topic": labels}, features=features).to_parquet(
+            root / "data" / f"{split}-00000-of-00001.parquet"
+        )
+    return root
+
+
+@pytest.fixture(scope="session")
+def multiclass_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-topic dataset in the Hub layout (see write_multiclass_hub_layout)."""
+    return write_multiclass_hub_layout(tmp_path_factory.mktemp("hub_topics"))

@@ -11,9 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from rnnlab.meta import DataMeta
 from rnnlab.tasks.train import train
 from rnnlab.utils.cli import unknown_group_choice
 from tests.conftest import CONF, ROOT, TINY, compose_cfg, make_reviews
+from tests.models.conftest import make_model
 
 
 class Opaque:
@@ -57,20 +59,13 @@ def _bad_ckpt(kind: str, tmp: Path) -> Path:
         path.write_bytes(buffer.read_bytes()[:300])
     elif kind == "not_a_checkpoint":
         path.write_text("these are not the weights you are looking for")
-    elif kind == "other_architecture":
-        hparams = {
-            "cell": "lstm",
-            "vocab_size": 100,
-            "embedding_dim": 16,
-            "hidden_size": 99,
-            "num_layers": 1,
-            "bidirectional": False,
-            "pad_id": 0,
-        }
-        torch.save({"state_dict": {}, "hyper_parameters": hparams}, path)
-    elif kind == "language_model":
-        hparams = {"cell": "gru", "embedding_dim": 16, "hidden_size": 16, "decoder": "adaptive"}
-        torch.save({"state_dict": {}, "hyper_parameters": hparams}, path)
+    elif kind in ("other_architecture", "language_model"):
+        overrides = ["model=lstm", "model.hidden_size=99"]
+        if kind == "language_model":
+            overrides = ["experiment=imdb_lm", "model=gru", "model.cutoffs=[20,40]"]
+        model = make_model(overrides, DataMeta(100, 0, "{}", ("neg", "pos")))
+        checkpoint = {"state_dict": model.state_dict(), "model_config": model.config}
+        torch.save(checkpoint, path)
     elif kind == "pickled_object":
         torch.save({"state_dict": {}, "payload": Opaque()}, path)
     elif kind == "no_state_dict":
@@ -105,19 +100,32 @@ CONFIG_ROWS = [
     (["model.tbptt_loss=sometimes"], "model.tbptt_loss='sometimes': one of ['every', 'last']"),
     (["model.dropout=1.0"], "model.dropout=1.0: a number in [0, 1)"),
     (["model.dropout=-0.1"], "model.dropout=-0.1: a number in [0, 1)"),
-    (["model.pooling=sum"], "model.pooling='sum': one of ['last', 'mean', 'max', 'concat']"),
     (["model.lr_decay=0.5"], "model.lr_decay=0.5: a number >= 1"),
-    (["model.nonlinearity=sigmoid"], "model.nonlinearity='sigmoid': one of ['tanh', 'relu']"),
-    (["model.embedding_init=zeros"], "model.embedding_init='zeros': one of ['normal', 'uniform']"),
+    (
+        ["model=rnn", "model.encoder.nonlinearity=sigmoid"],
+        "model.encoder.nonlinearity='sigmoid': one of ['tanh', 'relu']",
+    ),
+    (
+        ["model=elman", "model.encoder.nonlinearity=sigmoid"],
+        "model.encoder.nonlinearity='sigmoid': one of ['tanh', 'relu']",
+    ),
+    (["model.embedding.init_range=0"], "model.embedding.init_range=0: null or a number > 0"),
+    (
+        ["model/readout=attention", "model.readout.attention_size=0"],
+        "model.readout.attention_size=0: an integer >= 1",
+    ),
     (["model.init=xavier"], "model.init='xavier': one of ['default', 'orthogonal', 'identity']"),
 ]
 DATA_ROWS = [
     ("does_not_exist", "no such folder"),
-    ("no_test_split", "has no 'test' split"),
-    ("labels_0_1_2", "labels [0, 1, 2]; only 0/1 allowed"),
-    ("missing_texts", "has missing texts"),
-    ("no_text_column", "lacks column(s) ['text']"),
-    ("splits_disagree", "could not load a dataset there (DatasetGenerationError)"),
+    ("no_test_split", "data.test_split='test': no such split (found ['train'])"),
+    ("labels_0_1_2", "data.num_classes=2: split 'train' has labels [0, 1, 2]; allowed 0..1"),
+    ("missing_texts", "data.text_column='text': split 'train' has 3 missing text(s)"),
+    (
+        "no_text_column",
+        "data.text_column='text': split 'train' has no such column (found ['review', 'label'])",
+    ),
+    ("splits_disagree", "could not load a dataset there (DatasetGenerationError"),
 ]
 CKPT_ROWS = [
     ("does_not_exist", "no such file"),
@@ -125,15 +133,16 @@ CKPT_ROWS = [
     ("not_a_checkpoint", "not a readable checkpoint"),
     ("no_state_dict", "not a Lightning checkpoint"),
     ("pickled_object", "refused, it holds objects other than plain data"),
-    ("other_architecture", "belongs to a different architecture (model.cell=lstm"),
-    (
-        "language_model",
-        "a language model's checkpoint (experiment=imdb_lm); this needs a classifier's",
-    ),
+    ("other_architecture", "belongs to a different architecture ("),
+    ("language_model", "not a RNNClassifier checkpoint"),
     ("last_without_run", "ckpt_path='last'"),
 ]
 GROUP_ROWS = [
-    ("model=transformer", "model='transformer': unknown; choose one of gru, lstm, rnn"),
+    ("model=transformer", "model='transformer': unknown; choose one of elman, gru, lstm, rnn"),
+    (
+        "model/readout=sum",
+        "model/readout='sum': unknown; choose one of attention, concat, last, max, mean",
+    ),
     ("logger=foo", "logger='foo': unknown; choose one of csv, none, tensorboard, wandb"),
     ("trainer=tpu", "trainer='tpu': unknown; choose one of cpu, ddp, default, gpu"),
     (
@@ -208,7 +217,8 @@ def test_command_line_error_is_one_line_without_traceback(tmp_path) -> None:
     )
     assert result.returncode == 2
     assert (
-        result.stderr.strip() == "error: model='transformer': unknown; choose one of gru, lstm, rnn"
+        result.stderr.strip()
+        == "error: model='transformer': unknown; choose one of elman, gru, lstm, rnn"
     )
     assert not (tmp_path / "logs").exists()
 

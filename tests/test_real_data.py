@@ -2,8 +2,8 @@
 
 import pytest
 
-from rnnlab.data import IMDBDataModule
-from rnnlab.data.loading import load_imdb
+from rnnlab.data import TextClassificationDataModule
+from rnnlab.data.loading import load_source
 from rnnlab.tasks.train import train
 from tests.conftest import REAL_IMDB, TINY, compose_cfg
 
@@ -16,7 +16,7 @@ def real_cache(tmp_path_factory):
 
 
 def test_real_imdb_has_the_published_splits_and_balanced_labels() -> None:
-    ds = load_imdb(REAL_IMDB)
+    ds = load_source(REAL_IMDB)
     assert {k: len(v) for k, v in ds.items()} == {
         "train": 25000,
         "test": 25000,
@@ -27,7 +27,7 @@ def test_real_imdb_has_the_published_splits_and_balanced_labels() -> None:
 
 
 def test_real_data_module_tests_on_all_25000_reviews_and_carves_val_from_train(real_cache) -> None:
-    dm = IMDBDataModule(REAL_IMDB, cache_dir=str(real_cache))
+    dm = TextClassificationDataModule(REAL_IMDB, cache_dir=str(real_cache))
     dm.prepare_data()
     dm.setup("fit")
     assert (len(dm.splits["train"]), len(dm.splits["val"]), len(dm.splits["test"])) == (
@@ -36,6 +36,7 @@ def test_real_data_module_tests_on_all_25000_reviews_and_carves_val_from_train(r
         25000,
     )
     assert dm.vocab_size == 20000
+    assert dm.meta.label_names == ("neg", "pos")
     lengths = dm.splits["train"].lengths
     batches = list(dm.train_dataloader())
     padded = sum(int(b["input_ids"].numel()) for b in batches)

@@ -14,10 +14,20 @@ from rnnlab.report import collect, main, read_wandb_run
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+def model_config(cell: str, hidden: int) -> dict:
+    """The parts of a composed classifier config that the report reads."""
+    encoder = {"_target_": f"rnnlab.models.components.{CLASS_NAMES[cell]}Encoder"}
+    readout = {"_target_": "rnnlab.models.components.MaxReadout"}
+    return {"encoder": encoder, "readout": readout, "hidden_size": hidden}
+
+
+CLASS_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+
+
 def make_run(run_dir: Path, cell: str, max_len: int, hidden: int, acc: float) -> None:
     """A run directory as train.py leaves it: metrics.json beside Hydra's .hydra/config.yaml."""
     (run_dir / ".hydra").mkdir(parents=True)
-    config = {"model": {"cell": cell, "hidden_size": hidden}, "data": {"max_len": max_len}}
+    config = {"model": model_config(cell, hidden), "data": {"max_len": max_len}}
     (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     metrics = {
         "test/acc": acc,
@@ -47,15 +57,15 @@ def test_report_writes_sorted_table_and_both_plots(sweep_dir, tmp_path) -> None:
     with (out / "runs.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [(r["cell"], r["max_len"]) for r in rows] == [
-        ("rnn", "64"),
-        ("rnn", "256"),
         ("gru", "64"),
         ("gru", "256"),
+        ("rnn", "64"),
+        ("rnn", "256"),
     ]
-    assert rows[0]["test_acc"] == "0.7" and rows[0]["trainable_params"] == "64000"
+    assert rows[2]["test_acc"] == "0.7" and rows[2]["trainable_params"] == "64000"
     markdown = (out / "runs.md").read_text().splitlines()
     assert markdown[0].startswith("| cell | hidden size | max_len | test acc | F1 | train time")
-    assert "| rnn | 64 | 64 | 0.7000 | 0.6900 | 12.5 | 64000 |" in markdown[2]
+    assert "| rnn | 64 | 64 | 0.7000 | 0.6900 | 12.5 | 64000 |" in markdown[4]
     for png in ("acc_vs_max_len.png", "acc_vs_hidden_size.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
 
@@ -67,7 +77,7 @@ def wandb_dir(tmp_path_factory) -> Path:
     script = (
         "import wandb\n"
         f"run = wandb.init(project='rnnlab', dir={str(folder)!r},"
-        " config={'model': {'cell': 'lstm', 'hidden_size': 32}, 'data': {'max_len': 128}})\n"
+        f" config={{'model': {model_config('lstm', 32)!r}, 'data': {{'max_len': 128}}}})\n"
         "run.log({'test/acc': 0.75, 'test/f1': 0.7})\n"
         "run.finish()\n"
     )
@@ -79,7 +89,7 @@ def wandb_dir(tmp_path_factory) -> Path:
 def test_report_reads_offline_wandb_runs_that_have_no_metrics_json(wandb_dir) -> None:
     [wandb_file] = wandb_dir.glob("offline-run-*/run-*.wandb")
     config, summary, finished = read_wandb_run(wandb_file)
-    assert finished and config["model"] == {"cell": "lstm", "hidden_size": 32}
+    assert finished and config["model"] == model_config("lstm", 32)
     assert summary["test/acc"] == 0.75
     [row] = collect([wandb_dir.parent])
     assert (row["cell"], row["hidden_size"], row["max_len"], row["test_acc"]) == (

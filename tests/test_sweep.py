@@ -10,6 +10,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from rnnlab import sweep as runner
+from rnnlab.report import cell_name
 from rnnlab.sweep import agent_command, load_runs, load_sweep, main, next_run, run_sweep
 from tests.conftest import CONF, ROOT, TINY
 
@@ -59,7 +60,7 @@ def test_every_sweep_file_passes_the_engine_schema_and_its_keys_compose_in_hydra
     for arg in args:
         key, value = arg.split("=", 1)
         if key == "model":
-            assert cfg.model.cell == value
+            assert cell_name(cfg.model.encoder) == value
         elif key != "logger":
             assert str(OmegaConf.select(cfg, key, throw_on_missing=True)) == value
 
@@ -70,7 +71,10 @@ def test_memory_grid_expands_to_every_cell_and_length_once() -> None:
     assert len(configs) == len(pairs) == 3 * 6
     assert {m for m, _ in pairs} == {"rnn", "lstm", "gru"}
     assert {n for _, n in pairs} == {32, 64, 128, 256, 512, 1024}
-    assert all(c["model.pooling"] == "last" and c["data.truncation"] == "head" for c in configs)
+    assert all(
+        c["model.readout._target_"].endswith(".LastReadout") and c["data.truncation"] == "head"
+        for c in configs
+    )
 
 
 def test_agent_command_is_the_wandb_agent_command_line() -> None:
@@ -109,7 +113,7 @@ def test_runner_hands_hydra_each_swept_value_with_its_type(
     assert run.summary_metrics["val/acc"] == run.summary_metrics["val/acc_best"]
     run_dir = tmp_path / "out" / run.name
     cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
-    assert cfg["model"]["cell"] == "gru"
+    assert cell_name(cfg["model"]["encoder"]) == "gru"
     assert cfg["model"]["hidden_size"] == 24 and type(cfg["model"]["hidden_size"]) is int
     assert cfg["model"]["optimizer"]["lr"] == 0.01
     assert cfg["model"]["scheduler"] is None
@@ -227,7 +231,9 @@ def test_hydra_multirun_gives_each_job_its_run_dir_metrics_and_offline_wandb_run
         job_dir = tmp_path / job
         assert "test/acc" in json.loads((job_dir / "metrics.json").read_text())
         assert (
-            yaml.safe_load((job_dir / ".hydra" / "config.yaml").read_text())["model"]["cell"]
+            cell_name(
+                yaml.safe_load((job_dir / ".hydra" / "config.yaml").read_text())["model"]["encoder"]
+            )
             == cell
         )
         [wandb_run] = (job_dir / "wandb").glob("offline-run-*/run-*.wandb")

@@ -32,21 +32,24 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from lightning import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from rnnlab.data import BucketBatchSampler, IMDBDataModule
+from rnnlab.data import BucketBatchSampler, TextClassificationDataModule
 from rnnlab.data.dataset import EncodedReviews, pad_collate
+from rnnlab.meta import DataMeta
 from rnnlab.models import RNNClassifier
-from rnnlab.models.encoder import CELLS
+from rnnlab.models import build_model as build_from_config
+from rnnlab.models.components import Encoder
 from rnnlab.tasks.train import route_clipping
 from rnnlab.utils import atomic_write_text
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+# every conf/model/<name>.yaml with an encoder is a cell the benchmark can measure
+CELLS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if "encoder:" in p.read_text())
 Batch = dict[str, Tensor]
 
 
@@ -109,7 +112,17 @@ def project_config(overrides: Sequence[str] = ()) -> DictConfig:
 
 
 def build_model(cfg: DictConfig, vocab_size: int, pad_id: int) -> RNNClassifier:
-    return hydra.utils.instantiate(cfg.model, vocab_size=vocab_size, pad_id=pad_id)
+    meta = DataMeta(vocab_size, pad_id, tokenizer_json="", label_names=("neg", "pos"))
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model_cfg.pop("pretrained", None)
+    return build_from_config(model_cfg, meta)
+
+
+def build_encoder(cfg: DictConfig, embedding_dim: int, hidden: int) -> Encoder:
+    """The configured cell alone, one layer, as the model builds it."""
+    return hydra.utils.instantiate(cfg.model.encoder)(
+        input_size=embedding_dim, hidden_size=hidden, num_layers=1
+    )
 
 
 def synthetic_reviews(n: int, vocab_size: int, max_len: int, seed: int = 0) -> EncodedReviews:
@@ -205,7 +218,7 @@ def hand_seconds(
         if i == 0:
             start = _now(device)
         optimizer.zero_grad(set_to_none=True)
-        loss = model.loss_fn(model(batch["input_ids"], batch["lengths"]), batch["labels"])
+        loss = model.loss(model(batch["input_ids"], batch["lengths"]), batch["labels"])
         loss.backward()
         if clip:
             nn.utils.clip_grad_norm_(model.parameters(), clip)
@@ -216,17 +229,22 @@ def hand_seconds(
 
 
 def bare_layer_seconds(
-    cell: str, embedding_dim: int, hidden: int, shapes: list[tuple[int, int]], device: torch.device
+    encoder: Encoder,
+    embedding_dim: int,
+    hidden: int,
+    shapes: list[tuple[int, int]],
+    device: torch.device,
 ) -> float:
     """Forward + backward of the recurrent layer alone (input gradient too, as under an embedding)."""
-    rnn = CELLS[cell](embedding_dim, hidden, batch_first=True).to(device)
+    rnn = encoder.to(device)
     inputs = [
         torch.randn(b, t, embedding_dim, device=device, requires_grad=True) for b, t in shapes
     ]
     grads = [torch.randn(b, t, hidden, device=device) for b, t in shapes]
     start = _now(device)
     for x, grad in zip(inputs, grads):
-        rnn(x)[0].backward(grad)
+        lengths = torch.full((x.size(0),), x.size(1), device=device)
+        rnn(x, lengths)[0].backward(grad)
     return _now(device) - start
 
 
@@ -242,9 +260,10 @@ def gemm_flops_per_s(size: int, device: torch.device, runs: int = 5) -> float:
     return 2 * size**3 / statistics.median(times)
 
 
-def model_flops(cell: str, embedding_dim: int, hidden: int, tokens: int, sequences: int) -> float:
-    """Analytic matmul FLOPs of forward + backward (x3) on real tokens: recurrence + head."""
-    per_token = GATES[cell] * 2 * (embedding_dim + hidden) * hidden
+def model_flops(gates: int, embedding_dim: int, hidden: int, tokens: int, sequences: int) -> float:
+    """Analytic matmul FLOPs of forward + backward (x3) on real tokens: recurrence + head.
+    `gates`: weight blocks per layer (1 for an RNN, 3 for a GRU, 4 for an LSTM)."""
+    per_token = gates * 2 * (embedding_dim + hidden) * hidden
     return 3 * (per_token * tokens + 2 * hidden * sequences)
 
 
@@ -272,13 +291,15 @@ def measure_throughput(
     clip = cfg.trainer.gradient_clip_val
     shapes = [tuple(b["input_ids"].shape) for b in batches]
     tokens = int(sum(int(b["lengths"].sum()) for b in batches))
-    flops = model_flops(cell, embedding_dim, hidden, tokens, sum(s[0] for s in shapes))
+    encoder = build_encoder(cfg, embedding_dim, hidden)
+    gates = encoder.recurrent_weights()[0].gates
+    flops = model_flops(gates, embedding_dim, hidden, tokens, sum(s[0] for s in shapes))
     runs: dict[str, list[float]] = {k: [] for k in ("lightning", "hand", "bare", "gemm")}
     for repeat in range(warmup + repeats):
         times = {
             "lightning": lightning_seconds(model, batches, cfg.trainer, device),
             "hand": hand_seconds(model, batches, clip, device),
-            "bare": bare_layer_seconds(cell, embedding_dim, hidden, shapes, device),
+            "bare": bare_layer_seconds(encoder, embedding_dim, hidden, shapes, device),
         }
         gemm = gemm_flops_per_s(gemm_size, device)
         if repeat >= warmup:
@@ -340,8 +361,8 @@ def cold_preprocessing_seconds(path: str, **data_kwargs: Any) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         code = (
             "import json, time\n"
-            "from rnnlab.data import IMDBDataModule\n"
-            f"dm = IMDBDataModule({path!r}, cache_dir={tmp + '/cache'!r}, **{data_kwargs!r})\n"
+            "from rnnlab.data import TextClassificationDataModule\n"
+            f"dm = TextClassificationDataModule({path!r}, cache_dir={tmp + '/cache'!r}, **{data_kwargs!r})\n"
             "start = time.perf_counter(); dm.prepare_data()\n"
             "print(json.dumps({'seconds': time.perf_counter() - start}))\n"
         )
@@ -351,7 +372,7 @@ def cold_preprocessing_seconds(path: str, **data_kwargs: Any) -> float:
 def first_step_child(data_kwargs: dict[str, Any], overrides: list[str]) -> None:
     """Body of the restart process: what `train.py` does up to its first training step."""
     stamps = {"imported": time.time()}
-    datamodule = IMDBDataModule(**data_kwargs)
+    datamodule = TextClassificationDataModule(**data_kwargs)
     datamodule.prepare_data()
     datamodule.setup("fit")
     stamps["data"] = time.time()
@@ -495,7 +516,7 @@ def print_report(report: Report, console: Console | None = None) -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--cells", nargs="+", default=["rnn", "lstm", "gru"], choices=list(CELLS))
+    p.add_argument("--cells", nargs="+", default=["rnn", "lstm", "gru"], choices=CELLS)
     p.add_argument("--hidden", nargs="+", type=int, default=[128, 256])
     p.add_argument("--batches", type=int, default=20, help="training batches per loop and repeat")
     p.add_argument("--repeats", type=int, default=5, help="measured repeats (medians)")
@@ -520,7 +541,7 @@ def run(args: argparse.Namespace, progress: Callable[[str], None] = print) -> Re
     data_kwargs = {"max_len": args.max_len, "batch_size": args.batch_size}
     if args.data:
         data_kwargs |= {"path": args.data, "cache_dir": args.cache_dir}
-        datamodule = IMDBDataModule(**data_kwargs)
+        datamodule = TextClassificationDataModule(**data_kwargs)
         datamodule.prepare_data()
         datamodule.setup("fit")
         loader = datamodule.train_dataloader()

@@ -38,17 +38,17 @@ COLUMNS = [
     ("trainable_params", "parameters"),
     ("run", "run"),
 ]
-CELL_ORDER = {"rnn": 0, "lstm": 1, "gru": 2}
 console = Console()
 
 
 def _row(run: str, config: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any] | None:
     """One table row; None for runs that trained no classifier (e.g. eval runs)."""
     model, data = config.get("model"), config.get("data") or {}
-    if not isinstance(model, dict) or "cell" not in model:
+    encoder = model.get("encoder") if isinstance(model, dict) else None
+    if not isinstance(encoder, dict) or "readout" not in model:
         return None
     return {
-        "cell": model["cell"],
+        "cell": cell_name(encoder),
         "hidden_size": model.get("hidden_size"),
         "max_len": data.get("max_len"),
         "test_acc": metrics.get("test/acc"),
@@ -57,6 +57,11 @@ def _row(run: str, config: dict[str, Any], metrics: dict[str, Any]) -> dict[str,
         "trainable_params": metrics.get("trainable_params"),
         "run": run,
     }
+
+
+def cell_name(encoder: dict[str, Any]) -> str:
+    """`LSTMEncoder` -> `lstm`: the run's encoder class, as the model preset names it."""
+    return encoder["_target_"].rsplit(".", 1)[-1].removesuffix("Encoder").lower()
 
 
 def _wandb_records(path: Path) -> Iterator[bytes]:
@@ -124,7 +129,6 @@ def collect(roots: list[Path]) -> list[dict[str, Any]]:
     return sorted(
         rows,
         key=lambda r: (
-            CELL_ORDER.get(r["cell"], 9),
             r["cell"],
             r["max_len"] or 0,
             r["hidden_size"] or 0,
@@ -171,7 +175,7 @@ def plot(rows: list[dict[str, Any]], x: str, label: str, path: Path) -> None:
         if r[x] is not None and r["test_acc"] is not None:
             points[r["cell"]][r[x]].append(r["test_acc"])
     fig, ax = plt.subplots(figsize=(6, 4))
-    for cell, by_x in sorted(points.items(), key=lambda kv: CELL_ORDER.get(kv[0], 9)):
+    for cell, by_x in sorted(points.items()):
         xs = sorted(by_x)
         ax.plot(xs, [sum(by_x[v]) / len(by_x[v]) for v in xs], marker="o", label=cell)
     ticks = sorted({v for by_x in points.values() for v in by_x})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rnnlab import benchmark
-from rnnlab.data import IMDBDataModule
+from rnnlab.data import TextClassificationDataModule
 
 TINY_MODEL = ["model.embedding_dim=16"]
 
@@ -29,7 +29,7 @@ def test_batches_are_bucketed_and_padded_to_their_own_longest(batches) -> None:
         assert batch["input_ids"].shape[1] == int(batch["lengths"].max()) <= 24
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", benchmark.CELLS)
 def test_throughput_row_has_positive_rates_and_an_mfu_below_one(cell, batches) -> None:
     row = benchmark.measure_throughput(
         cell, 16, batches, vocab_size=50, pad_id=0, repeats=2, warmup=0, gemm_size=64,
@@ -42,10 +42,17 @@ def test_throughput_row_has_positive_rates_and_an_mfu_below_one(cell, batches) -
 
 
 def test_model_flops_count_gates_and_triple_for_backward() -> None:
-    lstm = benchmark.model_flops("lstm", 128, 256, tokens=10, sequences=0)
+    lstm = benchmark.model_flops(4, 128, 256, tokens=10, sequences=0)
     assert lstm == 3 * 4 * 2 * (128 + 256) * 256 * 10
-    assert benchmark.model_flops("gru", 128, 256, 10, 0) == lstm * 3 / 4
-    assert benchmark.model_flops("rnn", 128, 256, 0, sequences=2) == 3 * 2 * 256 * 2
+    assert benchmark.model_flops(3, 128, 256, 10, 0) == lstm * 3 / 4
+    assert benchmark.model_flops(1, 128, 256, 0, sequences=2) == 3 * 2 * 256 * 2
+
+
+@pytest.mark.parametrize(("cell", "gates"), [("rnn", 1), ("elman", 1), ("gru", 3), ("lstm", 4)])
+def test_the_encoder_reports_its_gate_count_through_the_interface(cell: str, gates: int) -> None:
+    cfg = benchmark.project_config([f"model={cell}"])
+    encoder = benchmark.build_encoder(cfg, embedding_dim=8, hidden=4)
+    assert {w.gates for w in encoder.recurrent_weights()} == {gates}
 
 
 def test_bucketing_pads_less_than_unsorted_batches_and_fixed_length() -> None:
@@ -66,7 +73,7 @@ def test_fixed_length_share_is_exact_for_known_lengths() -> None:
 def test_startup_times_cold_preprocessing_and_cached_restart(hub_dir, tmp_path) -> None:
     data = {"path": str(hub_dir), "cache_dir": str(tmp_path), "vocab_size": 100, "batch_size": 8}
     assert benchmark.cold_preprocessing_seconds(str(hub_dir), vocab_size=100) > 0
-    IMDBDataModule(**data).prepare_data()
+    TextClassificationDataModule(**data).prepare_data()
     times = benchmark.cached_restart(data, ["model.hidden_size=16", *TINY_MODEL], runs=1)
     assert set(times) == {"imports", "data", "first step", "total"}
     assert all(t > 0 for t in times.values())

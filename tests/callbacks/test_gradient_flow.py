@@ -1,31 +1,33 @@
 import csv
 
+import pytest
 import torch
 
 from rnnlab.callbacks.gradient_flow import gradient_per_step
-from rnnlab.models import RNNClassifier
 from rnnlab.tasks.train import train
 from tests.conftest import TINY, compose_cfg
+from tests.models.conftest import make_model
 
 
 def test_gradient_is_reported_per_distance_from_each_reviews_end() -> None:
     torch.manual_seed(0)
-    model = RNNClassifier(
-        vocab_size=30, pad_id=0, cell="rnn", embedding_dim=8, hidden_size=8, pooling="last"
+    model = make_model(
+        ["model=rnn", "model/readout=last", "model.embedding_dim=8", "model.hidden_size=8"]
     )
     ids = torch.randint(1, 30, (2, 12))
     ids[1, 6:] = 0
-    batch = {"input_ids": ids, "lengths": torch.tensor([12, 6]), "labels": torch.tensor([1.0, 0.0])}
+    batch = {"input_ids": ids, "lengths": torch.tensor([12, 6]), "labels": torch.tensor([1, 0])}
     norms = gradient_per_step(model, batch)
     assert norms.shape == (12,)
     assert (norms > 0).all()
     assert model.training  # the measurement restores the mode it found
 
 
+@pytest.mark.parametrize("cell", ["rnn", "elman"])
 def test_vanilla_rnn_gradient_vanishes_with_distance_while_the_callback_writes_csv_and_png(
-    hub_dir, cache_dir, tmp_path
+    cell, hub_dir, cache_dir, tmp_path
 ) -> None:
-    overrides = [*TINY, "model=rnn", "model.pooling=last", "debug=fdr", "model.hidden_size=32"]
+    overrides = [*TINY, f"model={cell}", "model/readout=last", "debug=fdr", "model.hidden_size=32"]
     train(compose_cfg("train", overrides, tmp_path, cache_dir, hub_dir))
     out = tmp_path / "gradient_flow"
     assert (out / "gradient_flow.png").stat().st_size > 1000

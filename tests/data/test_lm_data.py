@@ -1,11 +1,11 @@
+import hydra
 import numpy as np
 import pytest
 import torch
 
 import rnnlab.data.lm as lm_module
-from rnnlab.data import IMDBLMDataModule
+from rnnlab.data import LanguageModelDataModule, TextClassificationDataModule
 from rnnlab.data.lm import ChunkSampler, StreamChunks
-from rnnlab.data.loading import classifier_split, load_imdb
 from rnnlab.data.sampler import ResumableDataLoader
 from rnnlab.data.tokenizer import EOS
 from rnnlab.utils import ConfigError
@@ -68,7 +68,7 @@ def test_a_resumed_loader_starts_with_the_next_chunk() -> None:
 
 
 def test_datamodule_streams_unsupervised_and_train_reviews_never_test(lm_dir, tmp_path) -> None:
-    dm = IMDBLMDataModule(
+    dm = LanguageModelDataModule(
         str(lm_dir), cache_dir=str(tmp_path), vocab_size=1000, tbptt_steps=8, batch_size=4
     )
     dm.setup("fit")
@@ -80,7 +80,9 @@ def test_datamodule_streams_unsupervised_and_train_reviews_never_test(lm_dir, tm
     assert dm.tokenizer.token_to_id(TEST_ONLY_WORD) is None
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape == (4, 8) and batch["targets"].shape == (4, 8)
-    again = IMDBLMDataModule(str(lm_dir), cache_dir=str(tmp_path), vocab_size=1000, tbptt_steps=8)
+    again = LanguageModelDataModule(
+        str(lm_dir), cache_dir=str(tmp_path), vocab_size=1000, tbptt_steps=8
+    )
     again.setup("fit")  # from the cache
     assert again.tokenizer_json == dm.tokenizer_json
     np.testing.assert_array_equal(again.streams["train"], dm.streams["train"])
@@ -88,13 +90,43 @@ def test_datamodule_streams_unsupervised_and_train_reviews_never_test(lm_dir, tm
 
 def test_the_test_split_is_refused(lm_dir, tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"^data\.splits=\['train', 'test'\]: .*never test"):
-        IMDBLMDataModule(str(lm_dir), cache_dir=str(tmp_path), splits=["train", "test"])
+        LanguageModelDataModule(str(lm_dir), cache_dir=str(tmp_path), splits=["train", "test"])
 
 
 def test_a_missing_unsupervised_split_is_one_line(hub_dir, tmp_path) -> None:
-    dm = IMDBLMDataModule(str(hub_dir), cache_dir=str(tmp_path))
-    with pytest.raises(ConfigError, match=r"^data\.splits=.*no \['unsupervised'\] split"):
+    dm = LanguageModelDataModule(str(hub_dir), cache_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match=r"^data\.splits='unsupervised': no such split"):
         dm.prepare_data()
+
+
+def test_another_text_column_and_split_names(multiclass_dir, tmp_path) -> None:
+    dm = LanguageModelDataModule(
+        str(multiclass_dir),
+        cache_dir=str(tmp_path),
+        text_column="sentence",
+        label_column="topic",
+        splits=["train", "validation"],
+        vocab_size=100,
+    )
+    dm.setup("fit")
+    eos = dm.tokenizer.token_to_id(EOS)
+    assert sum(int((s == eos).sum()) for s in dm.streams.values()) == 360 + 80
+    assert dm.cache_path.name.startswith(f"{multiclass_dir.name.replace('_', '-')}-lm-")
+
+
+def test_meta_rebuilds_the_same_data_module_with_its_tokenizer(
+    lm_dir, tmp_path, monkeypatch
+) -> None:
+    dm = LanguageModelDataModule(str(lm_dir), cache_dir=str(tmp_path), vocab_size=100)
+    dm.setup("fit")
+    meta = dm.meta
+    assert meta.label_names == () and meta.vocab_size == dm.vocab_size
+    assert meta.data_config["_target_"] == "rnnlab.data.lm.LanguageModelDataModule"
+    monkeypatch.setattr(lm_module, "load_source", lambda *a: pytest.fail("the cache is reused"))
+    again = hydra.utils.instantiate(meta.data_config, tokenizer_json=meta.tokenizer_json)
+    again.setup("fit")
+    assert again.meta == meta
+    np.testing.assert_array_equal(again.streams["val"], dm.streams["val"])
 
 
 def test_the_classifiers_validation_reviews_stay_out_of_the_lm(
@@ -108,7 +140,10 @@ def test_the_classifiers_validation_reviews_stay_out_of_the_lm(
         return encode(texts, tokenizer)
 
     monkeypatch.setattr(lm_module, "encode_stream", recording)
-    IMDBLMDataModule(str(lm_dir), cache_dir=str(tmp_path), vocab_size=100, seed=5).prepare_data()
-    train, val = classifier_split(load_imdb(str(lm_dir))["train"], 0.1, 5)
+    LanguageModelDataModule(
+        str(lm_dir), cache_dir=str(tmp_path), vocab_size=100, seed=5
+    ).prepare_data()
+    splits, _ = TextClassificationDataModule(str(lm_dir), val_fraction=0.1, seed=5).raw_splits()
+    train, val = splits["train"], splits["val"]
     assert not set(val["text"]) & set(read)
     assert set(train["text"]) <= set(read)

@@ -1,54 +1,103 @@
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from rnnlab.data.loading import load_imdb, source_fingerprint
+import rnnlab.data.loading as loading_module
+from rnnlab.data.loading import load_source, source_fingerprint, text_splits
 from rnnlab.utils import ConfigError
-from tests.conftest import make_reviews
+
+IMDB = {"train": "data.train_split", "test": "data.test_split"}
+
+
+def _folder(root: Path, **splits: dict[str, list]) -> Path:
+    (root / "data").mkdir()
+    for split, columns in splits.items():
+        pq.write_table(pa.table(columns), root / "data" / f"{split}-0.parquet")
+    return root
+
+
+def _labelled(path: Path, num_classes: int = 2) -> tuple:
+    return text_splits(load_source(str(path)), IMDB, "text", "label", num_classes)
 
 
 def test_hub_and_acl_layouts_load_the_same_reviews(hub_dir: Path, acl_dir: Path) -> None:
-    hub, acl = load_imdb(str(hub_dir)), load_imdb(str(acl_dir))
+    (hub, hub_names), (acl, acl_names) = _labelled(hub_dir), _labelled(acl_dir)
     for split in ("train", "test"):
-        assert sorted(hub[split]["text"]) == sorted(acl[split]["text"])
         assert sorted(zip(hub[split]["text"], hub[split]["label"])) == sorted(
             zip(acl[split]["text"], acl[split]["label"])
         )
-        assert hub[split].features["label"].names == ["neg", "pos"]
+    assert hub_names == acl_names == ("neg", "pos")
 
 
 def test_acl_layout_is_found_from_its_parent_folder(acl_dir: Path) -> None:
-    assert len(load_imdb(str(acl_dir.parent))["train"]) == 240
+    assert len(load_source(str(acl_dir.parent))["train"]) == 240
+
+
+def test_columns_are_renamed_to_text_and_label(multiclass_dir: Path) -> None:
+    found, names = text_splits(
+        load_source(str(multiclass_dir)), {"validation": "data.val_split"}, "sentence", "topic", 4
+    )
+    assert found["validation"].column_names == ["text", "label"]
+    assert names == ("world", "sports", "business", "science")
 
 
 def test_missing_folder_says_where_it_looked_and_how_to_set_it(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"data.path=.*no such folder.*IMDB_DIR"):
-        load_imdb(str(tmp_path / "nope"))
+    with pytest.raises(ConfigError, match=r"^data\.path=.*no such folder.*set data\.path"):
+        load_source(str(tmp_path / "nope"))
+
+
+def test_an_unreachable_hub_is_one_line_saying_how_to_use_a_local_copy(monkeypatch) -> None:
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'stanfordnlp/sst2' on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr(loading_module.datasets, "load_dataset", offline)
+    with pytest.raises(
+        ConfigError, match=r"^data\.path='sst2': .*cannot be reached.*local copy"
+    ) as err:
+        load_source("sst2")
+    assert "\n" not in str(err.value)
 
 
 def test_folder_without_test_split_is_refused(tmp_path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    _folder(tmp_path, train={"text": ["a", "b"], "label": [0, 1]})
+    with pytest.raises(
+        ConfigError, match=r"^data\.test_split='test': no such split \(found \['train'\]\)"
+    ):
+        _labelled(tmp_path)
 
-    texts, labels = make_reviews(10, 0)
-    (tmp_path / "plain_text").mkdir()
-    pq.write_table(
-        pa.table({"text": texts, "label": labels}), tmp_path / "plain_text" / "train-0.parquet"
+
+def test_labels_outside_num_classes_are_refused(tmp_path: Path) -> None:
+    columns = {"text": ["a", "b", "c"], "label": [0, 1, 2]}
+    _folder(tmp_path, train=columns, test=columns)
+    with pytest.raises(
+        ConfigError, match=r"^data\.num_classes=2: .*labels \[0, 1, 2\]; allowed 0\.\.1"
+    ):
+        _labelled(tmp_path)
+    assert _labelled(tmp_path, num_classes=3)[1] == ("0", "1", "2")
+
+
+def test_missing_texts_and_labels_are_refused(tmp_path: Path) -> None:
+    _folder(
+        tmp_path,
+        train={"text": ["a", None], "label": [0, 1]},
+        test={"text": ["a", "b"], "label": [0, None]},
     )
-    with pytest.raises(ConfigError, match="no 'test' split"):
-        load_imdb(str(tmp_path))
+    raw = load_source(str(tmp_path))
+    with pytest.raises(
+        ConfigError, match=r"^data\.text_column='text': split 'train' has 1 missing"
+    ):
+        text_splits(raw, IMDB, "text", "label", 2)
+    with pytest.raises(ConfigError, match=r"^data\.label_column='label': split 'test' has missing"):
+        text_splits(raw, {"test": "data.test_split"}, "text", "label", 2)
 
 
-def test_labels_other_than_0_and_1_are_refused(tmp_path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    (tmp_path / "plain_text").mkdir()
-    for split in ("train", "test"):
-        table = pa.table({"text": ["a", "b", "c"], "label": [0, 1, 2]})
-        pq.write_table(table, tmp_path / "plain_text" / f"{split}-0.parquet")
-    with pytest.raises(ConfigError, match=r"labels \[0, 1, 2\]; only 0/1"):
-        load_imdb(str(tmp_path))
+def test_text_labels_are_refused(tmp_path: Path) -> None:
+    columns = {"text": ["a", "b"], "label": ["neg", "pos"]}
+    _folder(tmp_path, train=columns, test=columns)
+    with pytest.raises(ConfigError, match=r"^data\.label_column='label': .*string labels"):
+        _labelled(tmp_path)
 
 
 def test_fingerprint_changes_when_a_file_changes(tmp_path: Path) -> None:

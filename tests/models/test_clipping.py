@@ -1,15 +1,21 @@
+"""Clipping, the logged gradient norm and clip fraction, and the divergence stop: the base
+RecurrentModule owns them, so the classifier (automatic or truncated BPTT) and the language
+model get the same."""
+
+from __future__ import annotations
+
 import functools
+from typing import Any
 
 import pytest
 import torch
-from lightning import Callback, Trainer
+from lightning import Callback, LightningModule, Trainer
 from omegaconf import OmegaConf
 
-from rnnlab.models import RNNClassifier
-from rnnlab.models.classifier import TrainingDiverged
+from rnnlab.models import RecurrentModule, TrainingDiverged
 from rnnlab.tasks.train import route_clipping
-from tests.conftest import item_loader, quiet_trainer
-from tests.models.test_tbptt import _memory_items
+from tests.conftest import TINY, compose_cfg, item_loader, quiet_trainer
+from tests.models.conftest import classifier, language_model, memory_items, stream_loader
 
 
 class RecordPreStep(Callback):
@@ -19,61 +25,80 @@ class RecordPreStep(Callback):
         self.norms: list[float] = []
         self.max_abs: list[float] = []
 
-    def on_train_start(self, trainer, pl_module) -> None:
-        def hook(optimizer, args, kwargs):
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        def hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
             grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
-            self.norms.append(
-                float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
-            )
+            self.norms.append(float(torch.nn.utils.get_total_norm(grads)))
             self.max_abs.append(max(float(g.abs().max()) for g in grads))
 
         for optimizer in trainer.optimizers:
             optimizer.register_step_post_hook(hook)
 
 
+def _model(kind: str) -> RecurrentModule:
+    if kind == "lm":
+        return language_model("lstm", "model.scheduler=null")
+    tbptt = ["model.tbptt_steps=5"] if kind == "tbptt" else []
+    return classifier("lstm", "max", "model.scheduler=null", *tbptt)
+
+
+def _loader(kind: str, batches: int = 64) -> Any:
+    return stream_loader() if kind == "lm" else item_loader(memory_items(batches), 8)
+
+
 def _fit(
-    tbptt: int | None, precision: str, clip: float, algorithm: str
+    kind: str, clip: float, algorithm: str, precision: str = "32-true", **model_settings: Any
 ) -> tuple[RecordPreStep, Trainer]:
-    torch.manual_seed(0)
-    model = RNNClassifier(
-        vocab_size=20, pad_id=0, cell="lstm", embedding_dim=8, hidden_size=8, tbptt_steps=tbptt
-    )
+    model = _model(kind)
+    for key, value in model_settings.items():
+        setattr(model, key, value)
     trainer_cfg = OmegaConf.create(
         {"gradient_clip_val": clip, "gradient_clip_algorithm": algorithm}
     )
-    routed = {**trainer_cfg, **route_clipping(trainer_cfg, model)}
     record = RecordPreStep()
     trainer = quiet_trainer(
         max_steps=6,
         precision=precision,
         callbacks=[record],
-        **routed,
+        log_every_n_steps=1,
+        **route_clipping(trainer_cfg, model),
     )
-    loader = item_loader(_memory_items(16), 8)
-    trainer.fit(model, loader)
+    trainer.fit(model, _loader(kind, 16))
     return record, trainer
 
 
-@pytest.mark.parametrize("tbptt", [None, 5], ids=["automatic", "tbptt"])
+KINDS = ["automatic", "tbptt", "lm"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
-def test_clipped_norm_never_exceeds_the_clip_value(tbptt, precision) -> None:
-    record, trainer = _fit(tbptt, precision, clip=1e-3, algorithm="norm")
-    assert record.norms and max(record.norms) <= 1e-3 * (1 + 1e-3)
+def test_clipped_norm_never_exceeds_the_clip_value(kind: str, precision: str) -> None:
+    record, trainer = _fit(kind, clip=1e-3, algorithm="norm", precision=precision)
+    assert len(record.norms) == 6 and max(record.norms) <= 1e-3 * (1 + 1e-3)
     assert trainer.callback_metrics["train/clip_frac"] == 1.0
     assert trainer.callback_metrics["train/grad_norm"] > 1e-3  # logged before clipping
 
 
-@pytest.mark.parametrize("tbptt", [None, 5], ids=["automatic", "tbptt"])
-def test_clip_by_value_bounds_every_gradient_entry(tbptt) -> None:
-    record, _ = _fit(tbptt, "32-true", clip=1e-4, algorithm="value")
+@pytest.mark.parametrize("kind", KINDS)
+def test_without_clipping_the_grad_norm_is_logged_and_clip_frac_is_zero(kind: str) -> None:
+    record, trainer = _fit(kind, clip=None, algorithm=None)
+    assert max(record.norms) > 1e-3
+    assert trainer.callback_metrics["train/clip_frac"] == 0.0
+    assert trainer.callback_metrics["train/grad_norm"] == pytest.approx(record.norms[-1], rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_clip_by_value_bounds_every_gradient_entry(kind: str) -> None:
+    record, trainer = _fit(kind, clip=1e-4, algorithm="value")
     assert max(record.max_abs) <= 1e-4 * (1 + 1e-6)
+    assert trainer.callback_metrics["train/clip_frac"] == 1.0
 
 
-@pytest.mark.parametrize("tbptt", [None, 5], ids=["automatic", "tbptt"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_trainer_clipping_is_handed_to_the_model_so_lightning_neither_repeats_nor_refuses_it(
-    tbptt,
+    kind: str,
 ) -> None:
-    model = RNNClassifier(vocab_size=20, pad_id=0, tbptt_steps=tbptt)
+    model = _model(kind)
     routed = route_clipping(
         OmegaConf.create({"gradient_clip_val": 0.5, "gradient_clip_algorithm": "value"}), model
     )
@@ -81,19 +106,12 @@ def test_trainer_clipping_is_handed_to_the_model_so_lightning_neither_repeats_no
     assert (model.clip_val, model.clip_algorithm) == (0.5, "value")
 
 
-def test_fused_adamw_clips_under_bf16_when_the_model_clips() -> None:
-    torch.manual_seed(0)
-    model = RNNClassifier(
-        vocab_size=20,
-        pad_id=0,
-        embedding_dim=8,
-        hidden_size=8,
-        optimizer=functools.partial(torch.optim.AdamW, lr=1e-2, fused=True),
+@pytest.mark.parametrize("kind", ["automatic", "lm"])
+def test_fused_adamw_clips_under_bf16_when_the_model_clips(kind: str) -> None:
+    fused = functools.partial(torch.optim.AdamW, lr=1e-2, fused=True)
+    record, _ = _fit(
+        kind, clip=1e-3, algorithm="norm", precision="bf16-mixed", optimizer_factory=fused
     )
-    routed = route_clipping(OmegaConf.create({"gradient_clip_val": 1e-3}), model)
-    record = RecordPreStep()
-    trainer = quiet_trainer(max_steps=4, precision="bf16-mixed", callbacks=[record], **routed)
-    trainer.fit(model, item_loader(_memory_items(16), 8))
     assert record.norms and max(record.norms) <= 1e-3 * (1 + 1e-3)
 
 
@@ -101,30 +119,37 @@ class PoisonWeights(Callback):
     def __init__(self, at_step: int = 3) -> None:
         self.at_step = at_step
 
-    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
         if trainer.global_step == self.at_step:
             with torch.no_grad():
                 pl_module.embedding.weight.fill_(float("nan"))
 
 
-@pytest.mark.parametrize("tbptt", [None, 5], ids=["automatic", "tbptt"])
-def test_non_finite_loss_stops_training_with_a_message_naming_the_step(tbptt) -> None:
-    model = RNNClassifier(vocab_size=20, pad_id=0, tbptt_steps=tbptt)
-    trainer = quiet_trainer(
-        max_steps=20,
-        callbacks=[PoisonWeights()],
-    )
-    loader = item_loader(_memory_items(64), 4)
+@pytest.mark.parametrize("kind", KINDS)
+def test_non_finite_loss_stops_training_with_a_message_naming_the_step(kind: str) -> None:
+    trainer = quiet_trainer(max_steps=20, callbacks=[PoisonWeights()])
     with pytest.raises(
-        TrainingDiverged, match=r"train/loss=nan at global step 3 .*gradient_clip_val"
-    ):
-        trainer.fit(model, loader)
+        TrainingDiverged, match=r"^train/loss=nan at global step 3 .*gradient_clip_val"
+    ) as err:
+        trainer.fit(_model(kind), _loader(kind))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_non_finite_gradient_stops_training_before_the_weights_change(kind: str) -> None:
+    model = _model(kind)
+    top = next(p for p in reversed(list(model.parameters())) if p.requires_grad)
+    top.register_hook(lambda grad: grad * float("nan"))  # a finite loss, a NaN gradient
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(TrainingDiverged, match=r"^train/grad_norm=nan at global step 0 "):
+        quiet_trainer(max_steps=5).fit(model, _loader(kind))
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
 
 
 def test_default_optimizer_config_clips_under_bf16(hub_dir, cache_dir, tmp_path) -> None:
     """The configured optimizer, not a test-made one: a fused AdamW made Lightning refuse this."""
     from rnnlab.tasks.train import train
-    from tests.conftest import TINY, compose_cfg
 
     overrides = [
         *TINY,
@@ -143,7 +168,6 @@ def test_diverged_run_exits_with_one_line_and_keeps_a_finite_last_checkpoint(
     hub_dir, cache_dir, tmp_path, capsys
 ) -> None:
     from rnnlab.tasks.train import train
-    from tests.conftest import TINY, compose_cfg
 
     overrides = [
         *TINY,

@@ -1,41 +1,29 @@
-import numpy as np
+"""The language model: every encoder reads chunks with a carried state as one sequence, the
+state carries across batches detached, every decoder gives a distribution, and sampling."""
+
+from __future__ import annotations
+
+from typing import Any
+
 import pytest
 import torch
-from lightning import Callback
-from torch.utils.data import DataLoader
+from lightning import Callback, LightningModule, Trainer
 
-from rnnlab.data.lm import StreamChunks
 from rnnlab.models import RNNLanguageModel
 from rnnlab.utils import ConfigError
 from tests.conftest import quiet_trainer
+from tests.models.conftest import ENCODERS, LM_META, language_model, stream_loader
 
-VOCAB = 50
-
-
-def _model(cell: str = "lstm", decoder: str = "tied", **kwargs) -> RNNLanguageModel:
-    torch.manual_seed(0)
-    return RNNLanguageModel(
-        vocab_size=VOCAB,
-        pad_id=0,
-        cell=cell,
-        embedding_dim=8,
-        hidden_size=8,
-        dropout=0.0,
-        decoder=decoder,
-        cutoffs=[10, 30],
-        div_value=2.0,
-        **kwargs,
-    )
+VOCAB = LM_META.vocab_size
 
 
-def _loader(batch_size: int = 3, steps: int = 5, n: int = 400) -> DataLoader:
-    stream = np.random.default_rng(0).integers(1, VOCAB, n)
-    return DataLoader(StreamChunks.layout(stream, batch_size, steps, pad_id=0), batch_size=None)
+def _model(encoder: str = "lstm", decoder: str = "tied", *extra: str) -> RNNLanguageModel:
+    return language_model(encoder, f"model.decoder={decoder}", *extra)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_chunks_with_the_carried_state_read_like_the_whole_sequence(cell) -> None:
-    model = _model(cell).eval()
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_chunks_with_the_carried_state_read_like_the_whole_sequence(encoder: str) -> None:
+    model = _model(encoder, "tied", "model.num_layers=2").eval()
     ids = torch.randint(1, VOCAB, (2, 12))
     whole, _ = model(ids)
     first, state = model(ids[:, :5])
@@ -45,34 +33,39 @@ def test_chunks_with_the_carried_state_read_like_the_whole_sequence(cell) -> Non
 
 class _StateRecorder(Callback):
     def __init__(self) -> None:
-        self.before, self.after = [], []
+        self.before: list[tuple[int, Any]] = []
+        self.after: list[Any] = []
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, *args: Any
+    ) -> None:
         self.before.append((trainer.current_epoch, pl_module._state))
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
         self.after.append(pl_module._state)
 
 
-def test_hidden_state_carries_across_batches_detached_and_resets_each_epoch() -> None:
-    model = _model("lstm")
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_hidden_state_carries_across_batches_detached_and_resets_each_epoch(encoder: str) -> None:
+    model = _model(encoder, "tied", "model.scheduler=null")
     recorder = _StateRecorder()
-    loader = _loader()
-    trainer = quiet_trainer(max_epochs=2, callbacks=[recorder], gradient_clip_val=1.0)
+    loader = stream_loader(n=100)
+    trainer = quiet_trainer(max_epochs=2, callbacks=[recorder])
     trainer.fit(model, train_dataloaders=loader)
     per_epoch = len(loader)
+    assert len(recorder.before) == 2 * per_epoch
     for i, (epoch, state) in enumerate(recorder.before):
         if i % per_epoch == 0:
             assert state is None, f"epoch {epoch} must start from a zero state"
             continue
-        carried = recorder.after[i - 1]
-        assert state is carried
-        assert all(not s.requires_grad for s in state)  # no gradient crosses a chunk boundary
-        assert state[0].shape == (1, 3, 8)
+        assert state is recorder.after[i - 1]
+        tensors = torch.utils._pytree.tree_leaves(state)
+        assert tensors and all(not t.requires_grad for t in tensors)  # no gradient crosses
+        assert all(t.numel() == 3 * 8 for t in tensors)  # 3 streams x hidden 8
 
 
 @pytest.mark.parametrize("decoder", ["full", "tied", "adaptive"])
-def test_every_decoder_gives_a_distribution_and_a_matching_loss(decoder) -> None:
+def test_every_decoder_gives_a_distribution_and_a_matching_loss(decoder: str) -> None:
     model = _model("gru", decoder).eval()
     ids = torch.randint(1, VOCAB, (2, 6))
     targets = torch.randint(1, VOCAB, (2, 6))
@@ -99,25 +92,37 @@ def test_every_adaptive_cluster_gets_a_gradient_when_the_batch_has_none_of_its_w
 
 
 def test_tied_decoder_is_the_embedding() -> None:
-    model = _model(decoder="tied")
-    assert model.decoder.weight is model.embedding.weight
-    wide = RNNLanguageModel(
-        vocab_size=VOCAB, pad_id=0, embedding_dim=8, hidden_size=12, decoder="tied"
-    )
+    model = _model("lstm", "tied")
+    assert model.decoder.weight is model.embedding.weight and model.project is None
+    wide = _model("lstm", "tied", "model.hidden_size=12")
     assert wide.project.out_features == 8  # hidden -> embedding size before the tied layer
 
 
 def test_bad_adaptive_settings_are_one_line() -> None:
     with pytest.raises(ConfigError, match=r"^model\.cutoffs=\[10, 60\]: increasing integers"):
-        RNNLanguageModel(vocab_size=VOCAB, pad_id=0, decoder="adaptive", cutoffs=[10, 60])
+        _model("lstm", "adaptive", "model.cutoffs=[10,60]")
     with pytest.raises(ConfigError, match=r"^model\.div_value=4\.0: .*hidden_size=8"):
-        RNNLanguageModel(vocab_size=VOCAB, pad_id=0, hidden_size=8, cutoffs=[10, 30])
+        _model("lstm", "adaptive", "model.div_value=4.0")
+
+
+def test_every_lm_parameter_is_in_one_layer_group_and_one_decayed_optimizer_group() -> None:
+    model = _model("lstm", "adaptive", "model.num_layers=2", "model.scheduler=null")
+    model.lr_decay = 2.6  # (conf/model/common/lm.yaml does not list lr_decay)
+    groups = model.layer_groups()
+    assert len(groups) == 4  # embedding, 2 recurrent depths, the decoder
+    grouped = [id(p) for group in groups for p in group]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters())
+    optimizer = model.configure_optimizers()
+    in_optimizer = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    assert sorted(in_optimizer) == sorted(grouped)
+    lrs = [group["lr"] for group in optimizer.param_groups]
+    assert lrs == pytest.approx([3e-3 / 2.6**3, 3e-3 / 2.6**2, 3e-3 / 2.6, 3e-3])
 
 
 def test_validation_reports_token_weighted_perplexity() -> None:
     model = _model("rnn", "adaptive")
     trainer = quiet_trainer(max_epochs=1, limit_train_batches=3)
-    trainer.fit(model, train_dataloaders=_loader(), val_dataloaders=_loader(n=101))
+    trainer.fit(model, train_dataloaders=stream_loader(), val_dataloaders=stream_loader(n=101))
     metrics = trainer.callback_metrics
     torch.testing.assert_close(metrics["val/ppl"], metrics["val/loss"].exp())
     assert 1 < float(metrics["val/ppl"]) < float("inf")
@@ -127,17 +132,17 @@ def test_sampling_is_seeded_and_stops_at_the_stop_token() -> None:
     model = _model().eval()
     a = model.sample([1, 2, 3], 20, generator=torch.Generator().manual_seed(0))
     b = model.sample([1, 2, 3], 20, generator=torch.Generator().manual_seed(0))
-    assert a == b and len(a) == 20 and all(0 <= t < VOCAB for t in a)
+    assert a == b and len(a) == 20 and all(0 < t < VOCAB for t in a)  # never the pad id
     stopped = model.sample([1], 500, stop_id=a[0], generator=torch.Generator().manual_seed(0))
     assert stopped == [a[0]]
 
 
 @pytest.mark.parametrize("decoder", ["tied", "adaptive"])
-def test_trains_under_mixed_precision_with_clipping(decoder) -> None:
+def test_trains_under_mixed_precision_with_clipping(decoder: str) -> None:
     model = _model("lstm", decoder)
-    trainer = quiet_trainer(
-        max_epochs=1, limit_train_batches=3, precision="bf16-mixed", gradient_clip_val=0.5
-    )
-    trainer.fit(model, train_dataloaders=_loader())
+    model.clip_val = 0.5
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=3, precision="bf16-mixed")
+    trainer.fit(model, train_dataloaders=stream_loader())
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
-    assert all(s.dtype == torch.float32 for s in model._state)  # CPU recurrence stays fp32
+    tensors = torch.utils._pytree.tree_leaves(model._state)
+    assert all(t.dtype == torch.float32 for t in tensors)  # CPU recurrence stays fp32

@@ -1,27 +1,24 @@
 import json
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from rnnlab.data.tokenizer import build_tokenizer
-from rnnlab.models import RNNClassifier
+from rnnlab.meta import DataMeta
 from rnnlab.tasks.predict import Predictor, _decoded_lines, predict
 from tests.conftest import make_reviews
+from tests.models.conftest import make_model
 
 
-def _predictor() -> Predictor:
+def _predictor(label_names: tuple[str, ...] = ("neg", "pos")) -> Predictor:
     texts, _ = make_reviews(50, 0)
     tokenizer = build_tokenizer(texts, vocab_size=60)
+    meta = DataMeta(tokenizer.get_vocab_size(), 0, tokenizer.to_str(), label_names)
     torch.manual_seed(0)
-    model = RNNClassifier(
-        vocab_size=tokenizer.get_vocab_size(),
-        pad_id=0,
-        embedding_dim=8,
-        hidden_size=8,
-        tokenizer_json=tokenizer.to_str(),
-    ).eval()
+    model = make_model(["model.embedding_dim=8", "model.hidden_size=8"], meta).eval()
     return Predictor(model, max_len=50, truncation="head_tail")
 
 
@@ -68,3 +65,18 @@ def test_a_file_of_many_lines_is_streamed_in_batches(tmp_path, monkeypatch, caps
     )
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 100_000 and max(seen) == 4096
+
+
+def test_more_than_two_classes_answer_with_every_class_probability() -> None:
+    predictor = _predictor(("world", "sports", "business", "science"))
+    answers = list(predictor.predict_lines(["a great film", ""]))
+    for answer in answers:
+        assert answer["label"] in answer["probs"]
+        assert list(answer["probs"]) == ["world", "sports", "business", "science"]
+        assert sum(answer["probs"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert answer["label"] == max(answer["probs"], key=answer["probs"].get)
+
+
+def test_binary_answers_name_the_positive_class_of_the_data() -> None:
+    (answer,) = _predictor(("negative", "positive")).predict_lines(["a great film"])
+    assert answer.keys() == {"label", "prob_positive"}

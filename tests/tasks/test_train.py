@@ -8,6 +8,7 @@ import torch
 
 from rnnlab.tasks.train import train
 from tests.conftest import ROOT, TINY, compose_cfg
+from tests.models.conftest import ENCODERS
 
 # a fixed number of epochs, so that resuming has a known place to continue from
 NO_EARLY_STOP = "callbacks.early_stopping=null"
@@ -27,7 +28,7 @@ def trained_run(hub_dir, cache_dir, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ENCODERS)
 def test_fast_dev_run_trains_validates_and_tests_every_cell(
     cell, hub_dir, cache_dir, tmp_path
 ) -> None:
@@ -55,10 +56,12 @@ def test_run_directory_holds_checkpoints_and_complete_metrics(trained_run: Path)
     assert metrics["test/acc"] > 0.9  # the synthetic task is easy
 
 
-def test_checkpoint_carries_tokenizer_and_data_settings(trained_run: Path) -> None:
+def test_checkpoint_carries_tokenizer_data_settings_and_model_config(trained_run: Path) -> None:
     ckpt = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=True)
-    assert '"<pad>"' in ckpt["tokenizer_json"]
-    assert ckpt["datamodule_hyper_parameters"]["max_len"] == 400
+    assert '"<pad>"' in ckpt["meta"]["tokenizer_json"]
+    assert ckpt["meta"]["label_names"] == ["neg", "pos"]
+    assert ckpt["meta"]["data_config"]["max_len"] == 400
+    assert ckpt["model_config"]["encoder"]["_target_"].endswith("GRUEncoder")
 
 
 def _run(

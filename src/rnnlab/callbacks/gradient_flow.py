@@ -28,7 +28,7 @@ def gradient_per_step(model: LightningModule, batch: dict[str, Tensor]) -> Tenso
     try:
         with torch.enable_grad(), torch.autocast(model.device.type, enabled=False):
             x = model.embedding(ids).detach().float().requires_grad_(True)
-            loss = model.loss_fn(model.classify_embedded(x, lengths), labels)
+            loss = model.loss(model.classify_embedded(x, lengths), labels)
             (grad,) = torch.autograd.grad(loss, x)
     finally:
         model.train(was_training)
@@ -83,7 +83,7 @@ class GradientFlow(Callback):
         writer.writerow(["global_step", "distance_from_end", "grad_norm"])
         writer.writerows(self.rows)
         atomic_write_text(out / "gradient_flow.csv", buffer.getvalue())
-        figure = self.plot(self.rows, title=f"{pl_module.hparams.get('cell', '')} gradient flow")
+        figure = self.plot(self.rows, title=f"{type(pl_module.encoder).__name__} gradient flow")
         png = io.BytesIO()
         figure.savefig(png, format="png", dpi=110, bbox_inches="tight")
         atomic_write_bytes(out / "gradient_flow.png", png.getvalue())

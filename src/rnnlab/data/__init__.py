@@ -1,5 +1,5 @@
-from rnnlab.data.datamodule import IMDBDataModule
-from rnnlab.data.lm import IMDBLMDataModule
+from rnnlab.data.datamodule import TextClassificationDataModule
+from rnnlab.data.lm import LanguageModelDataModule
 from rnnlab.data.sampler import BucketBatchSampler
 
-__all__ = ["BucketBatchSampler", "IMDBDataModule", "IMDBLMDataModule"]
+__all__ = ["BucketBatchSampler", "LanguageModelDataModule", "TextClassificationDataModule"]

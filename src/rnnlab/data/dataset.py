@@ -1,4 +1,4 @@
-"""Encoded reviews held as one flat token array + offsets: cheap to load, cheap to batch."""
+"""Encoded texts held as one flat token array + offsets: cheap to load, cheap to batch."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ def truncate(ids: np.ndarray, max_len: int, side: str) -> np.ndarray:
 
 
 class EncodedReviews(Dataset):
+    """(token ids, class id) items of one split; any text dataset, not only reviews."""
+
     def __init__(
         self, flat: np.ndarray, offsets: np.ndarray, labels: np.ndarray, max_len: int, side: str
     ) -> None:
@@ -54,10 +56,11 @@ class EncodedReviews(Dataset):
 
 
 def pad_collate(items: list[tuple[np.ndarray, int]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad to the longest sequence in the batch; lengths tell the model where each ends."""
+    """Right-pad to the longest sequence in the batch; lengths tell the model where each ends.
+    Labels are class ids (int64) whatever the number of classes; a binary loss converts them."""
     lengths = torch.tensor([max(len(ids), 1) for ids, _ in items])
     input_ids = torch.full((len(items), int(lengths.max())), pad_id, dtype=torch.long)
     for row, (ids, _) in enumerate(items):
         input_ids[row, : len(ids)] = torch.from_numpy(ids.astype(np.int64))
-    labels = torch.tensor([label for _, label in items], dtype=torch.float32)
+    labels = torch.tensor([label for _, label in items], dtype=torch.int64)
     return {"input_ids": input_ids, "lengths": lengths, "labels": labels}

@@ -1,36 +1,38 @@
-"""IMDB texts as one token stream for language modelling, batched for stateful truncated BPTT.
+"""Texts as one token stream for language modelling, batched for stateful truncated BPTT.
 
-Reviews (never the test split) are joined into one stream with `<eos>` after each, laid out as
+Texts (never the test split) are joined into one stream with `<eos>` after each, laid out as
 `batch_size` parallel streams and cut into chunks of `tbptt_steps` tokens: row b of batch i+1
 continues row b of batch i, so the model can carry its hidden state from one batch to the next.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 import math
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from lightning import LightningDataModule
 from tokenizers import Tokenizer
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from rnnlab.data.cache import keyed_folder, load_or_rebuild
-from rnnlab.data.loading import classifier_split, load_imdb, source_fingerprint
-from rnnlab.data.sampler import ResumableDataLoader
-from rnnlab.data.tokenizer import EOS, KINDS, TokenizerSizes, build_tokenizer
+from rnnlab.data.base import TextDataModule, check_counts
+from rnnlab.data.cache import load_or_rebuild
+from rnnlab.data.loading import (
+    classifier_split,
+    load_source,
+    source_fingerprint,
+    source_slug,
+    text_splits,
+)
+from rnnlab.data.tokenizer import EOS, KINDS
 from rnnlab.utils.errors import ConfigError, check, check_choice
-from rnnlab.utils.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 TEXT_SPLITS = ("unsupervised", "train")  # never "test": the classifier is scored on it
 STREAMS = ("train", "val")
 
@@ -121,20 +123,25 @@ def _single(items: list[dict[str, Tensor]]) -> dict[str, Tensor]:
     return items[0]
 
 
-class IMDBLMDataModule(TokenizerSizes, LightningDataModule):
-    """Unsupervised + train reviews; a seeded `val_fraction` of them is held out for perplexity.
+class LanguageModelDataModule(TextDataModule):
+    """The texts of `splits` (IMDB: unsupervised + train); a seeded `val_fraction` of them is
+    held out for perplexity.
 
-    `classifier_val_fraction`: the classifier's validation reviews (its `data.val_fraction`
-    split of train, same seed) are left out, or the fine-tuned classifier would pick its best
-    checkpoint on reviews the LM has read. null reads all of train.
+    `classifier_val_fraction`: the classifier's validation rows (its `data.val_fraction` split
+    of train, same seed) are left out, or the fine-tuned classifier would pick its best
+    checkpoint on texts the LM has read. null reads all of train.
 
-    The tokenizer (with `<eos>`) is trained on the LM's training reviews; the classifier
-    fine-tuned from the LM reuses it from the LM checkpoint.
+    The tokenizer (with `<eos>`) is trained on the LM's training texts, unless `tokenizer_json`
+    gives one (eval from a checkpoint); the classifier fine-tuned from the LM reuses it from the
+    LM checkpoint.
     """
 
     def __init__(
         self,
         path: str,
+        name: str | None = None,
+        text_column: str = "text",
+        label_column: str = "label",
         cache_dir: str = ".cache",
         vocab_size: int = 20000,
         tokenizer: str = "wordlevel",
@@ -144,7 +151,9 @@ class IMDBLMDataModule(TokenizerSizes, LightningDataModule):
         batch_size: int = 64,
         eval_batch_size: int = 64,
         tbptt_steps: int = 70,
+        pin_memory: bool = False,
         seed: int = 42,
+        tokenizer_json: str | None = None,
     ) -> None:
         super().__init__()
         check(
@@ -156,10 +165,10 @@ class IMDBLMDataModule(TokenizerSizes, LightningDataModule):
         check_choice("data.tokenizer", tokenizer, KINDS)
         splits = list(splits)  # a plain list in the checkpoint (weights_only loading)
         check(
-            bool(splits) and set(splits) <= set(TEXT_SPLITS) and len(set(splits)) == len(splits),
+            bool(splits) and "test" not in splits and len(set(splits)) == len(splits),
             "data.splits",
             splits,
-            f"distinct names from {list(TEXT_SPLITS)} (never test: the classifier is scored on it)",
+            "distinct split names, never test (the classifier is scored on it)",
         )
         check(0 < val_fraction < 1, "data.val_fraction", val_fraction, "a number in (0, 1)")
         check(
@@ -168,22 +177,25 @@ class IMDBLMDataModule(TokenizerSizes, LightningDataModule):
             classifier_val_fraction,
             "null or a number in (0, 1): the classifier's data.val_fraction",
         )
-        for key, value in (
-            ("batch_size", batch_size),
-            ("eval_batch_size", eval_batch_size),
-            ("tbptt_steps", tbptt_steps),
-        ):
-            check(isinstance(value, int) and value >= 1, f"data.{key}", value, "an integer >= 1")
-        self.save_hyperparameters(logger=False)
-        self.tokenizer_json: str | None = None
+        check_counts(
+            batch_size=batch_size, eval_batch_size=eval_batch_size, tbptt_steps=tbptt_steps
+        )
+        self.save_hyperparameters(ignore=["tokenizer_json"], logger=False)
+        self.tokenizer_json = tokenizer_json
         self.streams: dict[str, np.ndarray] = {}
 
-    @functools.cached_property
-    def cache_path(self) -> Path:
+    def _cache_prefix(self) -> str:
+        return f"{source_slug(self.hparams.path, self.hparams.name)}-lm"
+
+    def _cache_key(self) -> dict[str, Any]:
         hp = self.hparams
-        key = {
+        excluding = "train" in hp.splits and hp.classifier_val_fraction
+        return {
             "format": CACHE_FORMAT,
             "source": source_fingerprint(hp.path),
+            "name": hp.name,
+            "text_column": hp.text_column,
+            "label_column": hp.label_column if excluding else None,
             "vocab_size": hp.vocab_size,
             "tokenizer": hp.tokenizer,
             "splits": hp.splits,
@@ -191,75 +203,77 @@ class IMDBLMDataModule(TokenizerSizes, LightningDataModule):
             "classifier_val_fraction": hp.classifier_val_fraction,
             "seed": hp.seed,
         }
-        return keyed_folder(hp.cache_dir, "imdb-lm", key)
 
     def prepare_data(self) -> None:
         if (self.cache_path / "meta.json").is_file():
             return
         hp = self.hparams
-        raw = load_imdb(hp.path)
-        missing = [s for s in hp.splits if s not in raw]
-        if missing:
-            raise ConfigError(
-                f"data.splits={hp.splits}: {hp.path!r} has no {missing} split (found {sorted(raw)})"
-            )
+        raw = load_source(hp.path, hp.name)
+        found, _ = text_splits(raw, dict.fromkeys(hp.splits, "data.splits"), hp.text_column)
         if "train" in hp.splits and hp.classifier_val_fraction:
-            raw["train"], _ = classifier_split(raw["train"], hp.classifier_val_fraction, hp.seed)
-        texts = [text for split in hp.splits for text in raw[split]["text"]]
+            labelled, _ = text_splits(
+                raw, {"train": "data.splits"}, hp.text_column, hp.label_column
+            )
+            found["train"], _ = classifier_split(
+                labelled["train"], hp.classifier_val_fraction, hp.seed
+            )
+        texts = [text for split in hp.splits for text in found[split]["text"]]
         order = np.random.default_rng(hp.seed).permutation(len(texts))
         n_val = max(1, round(len(texts) * hp.val_fraction))
         check(n_val < len(texts), "data.val_fraction", hp.val_fraction, "leaves no training text")
         parts = {"train": order[n_val:], "val": order[:n_val]}
-        log.info(
-            "Training a %s tokenizer (vocab %d) on %d reviews",
-            hp.tokenizer,
-            hp.vocab_size,
-            len(parts["train"]),
+        tokenizer = self._tokenizer(
+            (texts[i] for i in parts["train"]), f"{len(parts['train'])} texts", extra=(EOS,)
         )
-        tokenizer = build_tokenizer(
-            (texts[i] for i in parts["train"]), hp.vocab_size, hp.tokenizer, extra=(EOS,)
-        )
-        sizes = {}
-        with atomic_dir(self.cache_path) as tmp:
+        if tokenizer.token_to_id(EOS) is None:
+            raise ConfigError(
+                f"data.tokenizer_json: the given tokenizer has no {EOS} token; "
+                "a language model's tokenizer is required"
+            )
+        meta: dict[str, Any] = {"source": hp.path, "name": hp.name, "label_names": [], "sizes": {}}
+        with self._building_cache(tokenizer, meta) as tmp:
             for name, index in parts.items():
-                log.info("Encoding %d %s reviews into one stream", len(index), name)
+                log.info("Encoding %d %s texts into one stream", len(index), name)
                 stream = encode_stream([texts[i] for i in index], tokenizer)
                 np.save(tmp / f"{name}.npy", stream)
-                sizes[name] = {"reviews": len(index), "tokens": len(stream)}
-            (tmp / "tokenizer.json").write_text(tokenizer.to_str(), encoding="utf-8")
-            (tmp / "meta.json").write_text(json.dumps({"source": hp.path, "sizes": sizes}))
+                meta["sizes"][name] = {"texts": len(index), "tokens": len(stream)}
 
     def setup(self, stage: str | None = None) -> None:
         if not self.streams:
             load_or_rebuild(self.cache_path, self.prepare_data, self._load_cache)
 
     def _load_cache(self) -> None:
-        meta = json.loads((self.cache_path / "meta.json").read_text(encoding="utf-8"))
-        self.tokenizer_json = (self.cache_path / "tokenizer.json").read_text(encoding="utf-8")
+        meta = self._read_cache_meta()
         streams = {name: np.load(self.cache_path / f"{name}.npy") for name in STREAMS}
         for name, stream in streams.items():
             if len(stream) != meta["sizes"][name]["tokens"]:
                 raise ValueError(f"{name}: {len(stream)} tokens, meta.json says otherwise")
+        self.label_names = ()
         self.streams = streams
 
-    def _loader(self, name: str, batch_size: int) -> DataLoader:
+    def _loader(self, name: str, batch_size: int, train: bool) -> DataLoader:
         if name not in self.streams:
             raise ConfigError(f"data stream {name!r} is not set up; call setup() first")
-        trainer = self.trainer
+        world, rank = self._replicas()
         chunks = StreamChunks.layout(
             self.streams[name],
             batch_size,
             self.hparams.tbptt_steps,
             self.pad_id,
-            num_replicas=trainer.world_size if trainer else 1,
-            rank=trainer.global_rank if trainer else 0,
+            num_replicas=world or 1,
+            rank=rank or 0,
         )
-        return ResumableDataLoader(
-            chunks, batch_sampler=ChunkSampler(len(chunks)), collate_fn=_single
-        )
+        kwargs = {
+            "batch_sampler": ChunkSampler(len(chunks)),
+            "collate_fn": _single,
+            "pin_memory": self.hparams.pin_memory,
+        }
+        if train:
+            return self._resumable(chunks, **kwargs)
+        return DataLoader(chunks, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.hparams.batch_size)
+        return self._loader("train", self.hparams.batch_size, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.hparams.eval_batch_size)
+        return self._loader("val", self.hparams.eval_batch_size, train=False)

@@ -1,9 +1,12 @@
-"""Read IMDB from the Hub, a local folder in the Hub layout, or the raw `aclImdb/` tree."""
+"""Read any text dataset: a Hub name, a local folder in the Hub layout, or IMDB's raw `aclImdb/`
+tree, and check the splits and columns a data module asks for before anything is encoded."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import datasets
@@ -11,8 +14,12 @@ from datasets import ClassLabel, Dataset, DatasetDict
 
 from rnnlab.utils.errors import ConfigError
 
-LABELS = ClassLabel(names=["neg", "pos"])
+ACL_LABELS = ClassLabel(names=["neg", "pos"])
 ACL_SPLITS = {"train": ("neg", "pos"), "test": ("neg", "pos"), "unsupervised": ("unsup",)}
+LOCAL_HINT = (
+    "set data.path to a local copy: a Hub-layout folder (what `datasets.load_dataset(folder)` "
+    "reads) or an aclImdb/ folder; the presets read IMDB_DIR / SST2_DIR"
+)
 
 
 def _acl_root(path: Path) -> Path | None:
@@ -32,18 +39,29 @@ def _read_acl(root: Path) -> DatasetDict:
             directory = root / folder / name
             if not directory.is_dir():
                 continue
-            label = -1 if name == "unsup" else LABELS.str2int(name)
+            label = -1 if name == "unsup" else ACL_LABELS.str2int(name)
             for file in sorted(directory.glob("*.txt")):
                 texts.append(file.read_text(encoding="utf-8", errors="replace"))
                 labels.append(label)
         if texts:
-            splits[split] = Dataset.from_dict({"text": texts, "label": labels})
+            features = datasets.Features(
+                text=datasets.Value("string"),
+                label=ACL_LABELS if split != "unsupervised" else datasets.Value("int64"),
+            )
+            splits[split] = Dataset.from_dict({"text": texts, "label": labels}, features=features)
     return DatasetDict(splits)
+
+
+def _local(path: str) -> tuple[Path, bool]:
+    """A Hub name is `name` or `namespace/name`; anything else (or anything that exists) is local."""
+    local = Path(os.path.expanduser(path))
+    looks_local = local.exists() or path.startswith((".", "/", "~")) or path.count("/") > 1
+    return local, looks_local
 
 
 def source_fingerprint(path: str) -> str:
     """Identify a data source without reading it, so a cached run can skip loading entirely."""
-    local = Path(path)
+    local = Path(os.path.expanduser(path))
     h = hashlib.sha256()
     if local.exists():
         h.update(str(local.resolve()).encode())
@@ -55,18 +73,31 @@ def source_fingerprint(path: str) -> str:
     return h.hexdigest()[:16]
 
 
-def load_imdb(path: str) -> DatasetDict:
-    """Return splits `train`/`test` (+ `unsupervised` if present) with `text` and 0/1 `label`."""
-    local = Path(os.path.expanduser(path))
-    looks_local = local.exists() or path.startswith((".", "/", "~")) or path.count("/") != 1
+def source_slug(path: str, name: str | None = None) -> str:
+    """A readable cache-folder prefix: the source's last path component (+ the subset name)."""
+    local, looks_local = _local(path)
+    last = (local.resolve() if looks_local else Path(path)).name
+    words = [w for w in (last, name) if w]
+    return re.sub(r"[^a-z0-9]+", "-", "-".join(words).lower()).strip("-") or "data"
+
+
+def load_source(path: str, name: str | None = None) -> DatasetDict:
+    """Every split of the dataset at `path` (subset `name`), as `datasets` gives it."""
+    local, looks_local = _local(path)
     if looks_local and not local.is_dir():
         raise ConfigError(
-            f"data.path={path!r}: no such folder (looked at {local.resolve()}); "
-            "set IMDB_DIR or data.path to a Hub-layout IMDB folder or an aclImdb/ folder"
+            f"data.path={path!r}: no such folder (looked at {local.resolve()}); {LOCAL_HINT}"
         )
     acl = _acl_root(local) if looks_local else None
     try:
-        ds = _read_acl(acl) if acl else datasets.load_dataset(str(local) if looks_local else path)
+        if acl:
+            return _read_acl(acl)
+        return datasets.load_dataset(str(local) if looks_local else path, name)
+    except ConnectionError as err:
+        raise ConfigError(
+            f"data.path={path!r}: the Hugging Face Hub cannot be reached ({_first_line(err)}); "
+            f"{LOCAL_HINT}"
+        ) from err
     except (
         FileNotFoundError,
         ValueError,
@@ -74,41 +105,103 @@ def load_imdb(path: str) -> DatasetDict:
         datasets.exceptions.DatasetGenerationError,
     ) as err:
         raise ConfigError(
-            f"data.path={path!r}: could not load a dataset there ({type(err).__name__}); "
-            "set IMDB_DIR or data.path to a Hub-layout IMDB folder or an aclImdb/ folder"
+            f"data.path={path!r}{f' (data.name={name!r})' if name else ''}: could not load a "
+            "dataset there "
+            f"({type(err).__name__}: {_first_line(err)}); {LOCAL_HINT}"
         ) from err
-    return _validated(ds, path)
 
 
-def _validated(ds: DatasetDict, path: str) -> DatasetDict:
-    for split in ("train", "test"):
-        if split not in ds:
-            raise ConfigError(
-                f"data.path={path!r}: has no {split!r} split (found {sorted(ds)}); "
-                "a train and a test split are required"
-            )
-        missing = {"text", "label"} - set(ds[split].column_names)
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:300] if lines else type(err).__name__
+
+
+def text_splits(
+    raw: DatasetDict,
+    splits: Mapping[str, str],
+    text_column: str,
+    label_column: str | None = None,
+    num_classes: int | None = None,
+) -> tuple[DatasetDict, tuple[str, ...]]:
+    """The named splits with columns `text` (+ `label` when `label_column` is given), checked.
+
+    `splits` maps each split name to the config key that chose it, so an error names the key.
+    With `num_classes`, labels must lie in [0, num_classes) and become a `ClassLabel`; the label
+    names (the dataset's own, else "0".."n-1") are returned, empty without `num_classes`.
+    """
+    picked = {}
+    for split, key in splits.items():
+        if split not in raw:
+            raise ConfigError(f"{key}={split!r}: no such split (found {sorted(raw)})")
+        ds = raw[split]
+        for column_key, column in (("text_column", text_column), ("label_column", label_column)):
+            if column is not None and column not in ds.column_names:
+                raise ConfigError(
+                    f"data.{column_key}={column!r}: split {split!r} has no such column "
+                    f"(found {ds.column_names})"
+                )
+        columns = {text_column: "text"} | ({label_column: "label"} if label_column else {})
+        ds = ds.select_columns(list(columns)).rename_columns(
+            {old: new for old, new in columns.items() if old != new}
+        )
+        missing = ds.data.column("text").null_count
         if missing:
             raise ConfigError(
-                f"data.path={path!r}: split {split!r} lacks column(s) {sorted(missing)}; "
-                "columns 'text' and 'label' are required"
+                f"data.text_column={text_column!r}: split {split!r} has {missing} missing "
+                "text(s); every row needs a text"
             )
-        labels = set(ds[split].unique("label"))
-        if not labels <= {0, 1}:
-            raise ConfigError(
-                f"data.path={path!r}: split {split!r} has labels {sorted(labels)}; only 0/1 allowed"
-            )
-        if ds[split].data.column("text").null_count:
-            raise ConfigError(
-                f"data.path={path!r}: split {split!r} has missing texts; every row needs a text"
-            )
-        if not isinstance(ds[split].features["label"], ClassLabel):
-            ds[split] = ds[split].cast_column("label", LABELS)
-    return ds
+        picked[split] = ds
+    if num_classes is None:
+        return DatasetDict(picked), ()
+    names = _label_names(picked, label_column, num_classes)
+    labels = ClassLabel(names=list(names))
+    for split, ds in picked.items():
+        _check_labels(ds, split, label_column, num_classes)
+        picked[split] = ds.cast_column("label", labels)
+    return DatasetDict(picked), names
+
+
+def _label_names(
+    picked: Mapping[str, Dataset], label_column: str | None, num_classes: int
+) -> tuple[str, ...]:
+    names: tuple[str, ...] = ()
+    for split, ds in picked.items():
+        feature = ds.features["label"]
+        if isinstance(feature, ClassLabel):
+            if feature.num_classes != num_classes:
+                raise ConfigError(
+                    f"data.num_classes={num_classes!r}: split {split!r} labels "
+                    f"({label_column!r}) have {feature.num_classes} classes {feature.names}"
+                )
+            names = names or tuple(feature.names)
+    return names or tuple(str(i) for i in range(num_classes))
+
+
+def _check_labels(ds: Dataset, split: str, label_column: str | None, num_classes: int) -> None:
+    feature = ds.features["label"]
+    if not isinstance(feature, ClassLabel) and not re.fullmatch(r"u?int\d+", feature.dtype):
+        raise ConfigError(
+            f"data.label_column={label_column!r}: split {split!r} holds {feature.dtype} labels; "
+            "integer class ids are required"
+        )
+    found = set(ds.unique("label"))
+    if None in found:
+        raise ConfigError(
+            f"data.label_column={label_column!r}: split {split!r} has missing labels; "
+            "every row needs a label"
+        )
+    if not found <= set(range(num_classes)):
+        raise ConfigError(
+            f"data.num_classes={num_classes!r}: split {split!r} has labels {sorted(found)}; "
+            f"allowed 0..{num_classes - 1} (a split with hidden labels, e.g. -1, cannot be scored)"
+        )
 
 
 def classifier_split(train: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """The classifier's (train, validation) reviews: stratified and seeded. The language model
-    leaves the same validation reviews out, so a fine-tuned classifier's validation stays unseen."""
+    """The classifier's (train, validation) rows: stratified by `label` and seeded. The language
+    model leaves the same validation rows out, so a fine-tuned classifier's validation stays
+    unseen; the split depends on the label values alone, not on how the column is typed."""
+    if not isinstance(train.features["label"], ClassLabel):
+        train = train.cast_column("label", ClassLabel(num_classes=max(train.unique("label")) + 1))
     parts = train.train_test_split(test_size=val_fraction, stratify_by_column="label", seed=seed)
     return parts["train"], parts["test"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch.distributed as dist
@@ -91,30 +92,54 @@ class BucketBatchSampler(Sampler[list[int]]):
 
 
 class ResumableDataLoader(DataLoader):
-    """Its position inside the epoch travels in every checkpoint (Lightning saves `state_dict()`).
+    """Each pass (`iter()`) is the next epoch (0, 1, 2, ...): it sets its batch sampler's epoch
+    itself, so a new shuffle needs no hook in the model. Its place in the epoch travels in every
+    checkpoint (Lightning saves `state_dict()`); `load_state_dict` makes the next pass continue
+    that epoch with the very next batch, in the same shuffled order, even one whose `iter()` was
+    already called but that has not yet given a batch (the epoch is fixed at its first batch).
 
     Lightning fetches sized loaders without prefetching, so the batches counted here are the
-    batches trained on; resuming starts with the very next one, in the same shuffled order.
+    batches trained on. `limit_batches` is the trainer's `limit_train_batches` (an epoch may end
+    early), so a checkpoint saved at an epoch's end resumes at the start of the next.
+    `first_epoch` is where the first `iter()` begins: a loader built again in a later epoch, or
+    for a run resumed from a checkpoint that holds no loader state.
     """
 
+    def __init__(
+        self,
+        *args: Any,
+        first_epoch: int = 0,
+        limit_batches: int | float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.first_epoch, self.limit_batches = first_epoch, limit_batches
+        self._epoch, self._taken = first_epoch, 0  # the epoch under way, its batches taken so far
+        self._next = (first_epoch, 0)  # where the next iter() starts
+
+    def epoch_length(self) -> int:
+        """The batches an epoch takes: all, or Lightning's `limit_train_batches` of them."""
+        limit = self.limit_batches
+        return min(len(self), limit) if isinstance(limit, int) else int(len(self) * limit)
+
     def __iter__(self) -> Iterator:
-        sampler = self.batch_sampler
-        self._taken = sampler.start
+        # A generator: the epoch and its first batch are fixed at the first batch, not at iter().
+        # Lightning calls iter() in `setup_data`, which `estimated_stepping_batches` (OneCycle)
+        # runs before a resumed run's state is loaded (at `on_train_start`), and a resumed run
+        # trains on that very iterator; fixed at iter(), it would replay epoch 0 from its start.
+        epoch, start = self._next
+        if start and start >= self.epoch_length():  # saved at the epoch's end: begin the next one
+            epoch, start = epoch + 1, 0
+        self._epoch, self._taken = epoch, start
+        self._next = (epoch + 1, 0)
+        self.batch_sampler.set_epoch(epoch, start=start)
         for batch in super().__iter__():
             self._taken += 1
             yield batch
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.batch_sampler.epoch, "batches": getattr(self, "_taken", 0)}
+        return {"epoch": self._epoch, "batches": self._taken}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        # A checkpoint taken at the epoch's end resumes in the next one, whose start hook resets this.
-        self.batch_sampler.set_epoch(state["epoch"], start=state["batches"])
-
-
-def start_epoch(loader: object, epoch: int) -> None:
-    """Lightning only reshuffles samplers it knows about, and ours are custom batch samplers; this
-    also clears a resumed loader's skip when a new epoch begins."""
-    batch_sampler = getattr(loader, "batch_sampler", None)
-    if hasattr(batch_sampler, "set_epoch"):
-        batch_sampler.set_epoch(epoch)
+        self._epoch, self._taken = state["epoch"], state["batches"]
+        self._next = (state["epoch"], state["batches"])

@@ -1,11 +1,13 @@
-from rnnlab.models.classifier import RNNClassifier, classifier_from_checkpoint
-from rnnlab.models.encoder import RecurrentEncoder
-from rnnlab.models.lm import RNNLanguageModel, language_model_from_checkpoint
+from rnnlab.models.base import RecurrentModule, TrainingDiverged
+from rnnlab.models.build import build_model, model_from_checkpoint
+from rnnlab.models.classifier import RNNClassifier
+from rnnlab.models.lm import RNNLanguageModel
 
 __all__ = [
     "RNNClassifier",
     "RNNLanguageModel",
-    "RecurrentEncoder",
-    "classifier_from_checkpoint",
-    "language_model_from_checkpoint",
+    "RecurrentModule",
+    "TrainingDiverged",
+    "build_model",
+    "model_from_checkpoint",
 ]

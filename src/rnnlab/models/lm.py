@@ -1,4 +1,4 @@
-"""Word-level language model on the classifier's cells, trained with stateful truncated BPTT."""
+"""Word-level language model on the same components, trained with stateful truncated BPTT."""
 
 from __future__ import annotations
 
@@ -7,15 +7,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning import LightningModule
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MinMetric
 
-from rnnlab.data.sampler import start_epoch
-from rnnlab.models.classifier import TrainingDiverged
-from rnnlab.models.common import PartialsAndTokenizer, check_recurrent_settings
-from rnnlab.models.encoder import RecurrentEncoder, State, detach_state
-from rnnlab.models.init import init_recurrent
+from rnnlab.meta import DataMeta
+from rnnlab.models.base import NOT_HYPERPARAMETERS, RecurrentModule, check_sizes
+from rnnlab.models.components.encoder import Encoder, State, detach_state
 from rnnlab.utils.errors import check, check_choice
 
 # full: its own vocab x hidden output layer | tied: the output layer is the input embedding
@@ -30,50 +27,47 @@ def _no_autocast(x: Tensor) -> torch.autocast:
     return torch.autocast(x.device.type, enabled=False)
 
 
-class RNNLanguageModel(PartialsAndTokenizer, LightningModule):
-    """Embedding -> recurrent encoder -> next-token distribution, a loss at every token.
+class RNNLanguageModel(RecurrentModule):
+    """Embedding -> encoder -> next-token distribution, a loss at every token.
 
-    Each batch is the next chunk of `batch_size` parallel streams (`rnnlab.data.lm`): the hidden
-    state left by one batch starts the next, detached so that no gradient crosses a chunk
-    boundary; it starts from zero at every epoch (and on a run resumed mid-epoch). One optimizer
-    step per batch, so Lightning's automatic optimization, clipping and precision apply as is.
-    The embedding and encoder are named as in `RNNClassifier`, which can start from them.
-    `tbptt_steps` is the data's chunk length (conf/data/imdb_lm.yaml reads it from the model
-    config); it is checked and recorded here with the rest of the model's settings.
+    Each batch is the next chunk of `batch_size` parallel streams (`rnnlab.data.lm`): the state
+    left by one batch starts the next, detached so that no gradient crosses a chunk boundary; it
+    starts from zero at every epoch (and on a run resumed mid-epoch). One optimizer step per
+    batch, so Lightning's automatic optimization and precision apply as is. The embedding and
+    encoder are built as the classifier's are, so `RNNClassifier` can start from them.
+    `tbptt_steps` is the data's chunk length (conf/data/imdb_lm.yaml reads it from here).
     """
 
     def __init__(
         self,
-        vocab_size: int,
-        pad_id: int,
-        cell: str = "lstm",
+        meta: DataMeta,
+        embedding: Callable[..., nn.Module],
+        encoder: Callable[..., Encoder],
         embedding_dim: int = 128,
         hidden_size: int = 128,
         num_layers: int = 1,
         dropout: float = 0.1,
-        nonlinearity: str = "tanh",
         init: str = "default",
-        forget_bias: float | None = None,
         tbptt_steps: int = 70,
         decoder: str = "adaptive",
         cutoffs: Sequence[int] = (2000, 10000),
         div_value: float = 4.0,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
-        tokenizer_json: str | None = None,
+        lr_decay: float = 1.0,
+        gradual_unfreezing: bool = False,
     ) -> None:
-        super().__init__()
-        check_recurrent_settings(
-            cell, embedding_dim, hidden_size, num_layers, dropout, nonlinearity, init
+        super().__init__(meta, optimizer, scheduler, lr_decay, gradual_unfreezing)
+        check_sizes(
+            embedding_dim=embedding_dim,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            tbptt_steps=tbptt_steps,
         )
-        check(
-            isinstance(tbptt_steps, int) and tbptt_steps >= 1,
-            "model.tbptt_steps",
-            tbptt_steps,
-            "an integer >= 1",
-        )
+        check(0 <= dropout < 1, "model.dropout", dropout, "a number in [0, 1)")
         check_choice("model.decoder", decoder, DECODERS)
-        cutoffs = [int(c) for c in cutoffs]  # a plain list in the checkpoint (weights_only loading)
+        vocab_size = meta.vocab_size
+        cutoffs = [int(c) for c in cutoffs]
         if decoder == "adaptive":
             check(
                 bool(cutoffs)
@@ -91,21 +85,20 @@ class RNNLanguageModel(PartialsAndTokenizer, LightningModule):
                 f"a number > 0 that leaves the last cluster >= 1 of hidden_size={hidden_size} "
                 "dimensions (each cluster has the previous one's / div_value)",
             )
-        self.save_hyperparameters(ignore=["optimizer", "scheduler", "tokenizer_json"])
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.tokenizer_json = tokenizer_json
-
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
-        with torch.no_grad():  # small, as the output layer it is when tied
-            nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-            self.embedding.weight[pad_id] = 0
-        self.encoder = RecurrentEncoder(
-            cell, embedding_dim, hidden_size, num_layers, False, dropout, nonlinearity
+        self.save_hyperparameters(ignore=list(NOT_HYPERPARAMETERS))
+        self.embedding = embedding(
+            num_embeddings=vocab_size, embedding_dim=embedding_dim, padding_idx=meta.pad_id
         )
-        for module in self.encoder.recurrent_modules:
-            init_recurrent(module, init, forget_bias)
+        self.encoder = encoder(
+            input_size=embedding_dim,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            bidirectional=False,
+            dropout=dropout,
+        )
+        self.init_encoder(init)
         self.dropout = nn.Dropout(dropout)
+        self.decoder_kind = decoder
         tied = decoder == "tied"
         # a tied output layer reads embedding_dim features
         self.project = (
@@ -128,7 +121,7 @@ class RNNLanguageModel(PartialsAndTokenizer, LightningModule):
         """Token ids (B, T) and the state they continue -> features (B, T, H) and the new state."""
         x = self.dropout(self.embedding(input_ids))
         lengths = torch.full((input_ids.size(0),), input_ids.size(1), device=input_ids.device)
-        outputs, state = self.encoder.forward_chunk(x, lengths, state)
+        outputs, state = self.encoder(x, lengths, state)
         return self.dropout(outputs), state
 
     def _features(self, outputs: Tensor) -> Tensor:
@@ -136,9 +129,9 @@ class RNNLanguageModel(PartialsAndTokenizer, LightningModule):
 
     def loss(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         """Mean negative log-likelihood over the real (non-pad) targets, and their count."""
-        keep = targets != self.hparams.pad_id
+        keep = targets != self.meta.pad_id
         features, targets = self._features(outputs[keep]), targets[keep]
-        if self.hparams.decoder == "adaptive":
+        if self.decoder_kind == "adaptive":
             with _no_autocast(features):
                 return self.decoder(features.float(), targets).loss, keep.sum()
         return F.cross_entropy(self.decoder(features).float(), targets), keep.sum()
@@ -148,34 +141,29 @@ class RNNLanguageModel(PartialsAndTokenizer, LightningModule):
         all-reduces a gradient only once every parameter has one: a rank whose batch missed a
         cluster would skip that all-reduce and the ranks would hang. A zero term gives every tail
         weight a (zero) gradient on every step."""
-        if self.hparams.decoder != "adaptive":
+        if self.decoder_kind != "adaptive":
             return 0.0
         return 0.0 * sum(p.sum() for p in self.decoder.tail.parameters())
 
     def log_probs(self, outputs: Tensor) -> Tensor:
         """Features (..., H) -> log-probabilities over the whole vocabulary (..., V)."""
         features = self._features(outputs)
-        if self.hparams.decoder == "adaptive":
+        if self.decoder_kind == "adaptive":
             with _no_autocast(features):
                 flat = self.decoder.log_prob(features.reshape(-1, features.size(-1)).float())
             return flat.view(*features.shape[:-1], -1)
         return F.log_softmax(self.decoder(features).float(), dim=-1)
 
     def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
         self._state = None
-        start_epoch(self.trainer.train_dataloader, self.current_epoch)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         outputs, state = self(batch["input_ids"], self._state)
         self._state = detach_state(state)
         loss, count = self.loss(outputs, batch["targets"])
         loss = loss + self._zero_on_every_cluster()
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"train/loss={loss.item()} at global step {self.global_step} (epoch {self.current_epoch}): "
-                "training stopped, last.ckpt keeps the last good state; try a lower model.optimizer.lr "
-                "or trainer.gradient_clip_val"
-            )
+        self.check_finite(loss)
         self.log("train/loss", loss, prog_bar=True, batch_size=int(count))
         self.log("train/ppl", loss.exp(), prog_bar=True, batch_size=int(count))
         return loss
@@ -212,18 +200,10 @@ class RNNLanguageModel(PartialsAndTokenizer, LightningModule):
         new: list[int] = []
         for _ in range(max_tokens):
             logits = self.log_probs(outputs[:, -1]) / temperature
-            logits[:, self.hparams.pad_id] = -torch.inf  # never a target, so never a word
+            logits[:, self.meta.pad_id] = -torch.inf  # never a target, so never a word
             token = int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
             new.append(token)
             if token == stop_id:
                 break
             outputs, state = self(torch.tensor([[token]], device=self.device), state)
         return new
-
-
-def language_model_from_checkpoint(checkpoint: dict[str, Any]) -> RNNLanguageModel:
-    """Rebuild the model from a checkpoint read with `weights_only=True`."""
-    model = RNNLanguageModel(**checkpoint["hyper_parameters"])
-    model.load_state_dict(checkpoint["state_dict"])
-    model.on_load_checkpoint(checkpoint)
-    return model.eval()

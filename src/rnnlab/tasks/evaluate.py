@@ -1,4 +1,5 @@
-"""Test metrics from a checkpoint alone: model, tokenizer and data settings come from it."""
+"""Test metrics from a checkpoint alone: the model, the tokenizer and the data module it was
+trained with (any dataset) are rebuilt from it."""
 
 from __future__ import annotations
 
@@ -7,21 +8,25 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from rnnlab.data import IMDBDataModule
-from rnnlab.models import classifier_from_checkpoint
+from rnnlab.models import RNNClassifier, model_from_checkpoint
 from rnnlab.tasks.common import test_metrics, write_metrics
-from rnnlab.utils import read_checkpoint, task_wrapper
+from rnnlab.utils import ConfigError, read_checkpoint, task_wrapper
 
 
 @task_wrapper
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    if not cfg.get("ckpt_path"):
+        raise ConfigError("ckpt_path=None: required; pass ckpt_path=<run>/checkpoints/best.ckpt")
     checkpoint = read_checkpoint(cfg.ckpt_path)
-    model = classifier_from_checkpoint(checkpoint, str(cfg.ckpt_path))
-    data_hparams = dict(checkpoint.get("datamodule_hyper_parameters", {}))
-    data_hparams.update(path=cfg.data.path, cache_dir=cfg.data.cache_dir)
-    datamodule = IMDBDataModule(**data_hparams, tokenizer_json=model.tokenizer_json)
+    model = model_from_checkpoint(checkpoint, str(cfg.ckpt_path), kind=RNNClassifier)
+    overrides = {
+        k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items() if v is not None
+    }
+    datamodule = hydra.utils.instantiate(
+        {**model.meta.data_config, **overrides}, tokenizer_json=model.meta.tokenizer_json
+    )
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, logger=False, use_distributed_sampler=False
     )

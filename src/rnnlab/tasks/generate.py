@@ -8,7 +8,7 @@ import torch
 from omegaconf import DictConfig
 
 from rnnlab.data.tokenizer import EOS, load_tokenizer
-from rnnlab.models.lm import language_model_from_checkpoint
+from rnnlab.models import RNNLanguageModel, model_from_checkpoint
 from rnnlab.models.pretrained import read_language_model
 from rnnlab.utils import ConfigError, check, task_wrapper
 
@@ -22,8 +22,9 @@ def continuations(
     seed: int = 0,
 ) -> list[str]:
     """`prompt` + a sampled continuation, each read as if a new review began with the prompt."""
-    model = language_model_from_checkpoint(read_language_model(ckpt_path, key="ckpt_path"))
-    tokenizer = load_tokenizer(model.tokenizer_json)
+    checkpoint = read_language_model(ckpt_path, key="ckpt_path")
+    model = model_from_checkpoint(checkpoint, ckpt_path, kind=RNNLanguageModel)
+    tokenizer = load_tokenizer(model.meta.tokenizer_json)
     eos = tokenizer.token_to_id(EOS)
     prompt_ids = [eos, *tokenizer.encode(prompt).ids]  # training saw every review after an <eos>
     generator = torch.Generator().manual_seed(seed)

@@ -1,4 +1,4 @@
-"""Sentiment for raw texts from a checkpoint alone; one JSON object per text on stdout."""
+"""Labels for raw texts from a checkpoint alone; one JSON object per text on stdout."""
 
 from __future__ import annotations
 
@@ -15,10 +15,8 @@ from omegaconf import DictConfig
 
 from rnnlab.data.dataset import pad_collate, truncate
 from rnnlab.data.tokenizer import PAD, load_tokenizer
-from rnnlab.models import RNNClassifier, classifier_from_checkpoint
+from rnnlab.models import RNNClassifier, model_from_checkpoint
 from rnnlab.utils import ConfigError, read_checkpoint, task_wrapper
-
-LABEL_NAMES = ("neg", "pos")
 
 
 class Predictor:
@@ -26,37 +24,43 @@ class Predictor:
 
     def __init__(self, model: RNNClassifier, max_len: int, truncation: str) -> None:
         self.model = model
-        self.tokenizer = load_tokenizer(model.tokenizer_json)
+        self.labels = model.meta.label_names
+        self.tokenizer = load_tokenizer(model.meta.tokenizer_json)
         self.pad_id = self.tokenizer.token_to_id(PAD)
         self.max_len, self.truncation = max_len, truncation
 
     @classmethod
     def from_checkpoint(cls, path: str) -> Predictor:
-        checkpoint = read_checkpoint(path)
-        model = classifier_from_checkpoint(checkpoint, path)
-        if not model.tokenizer_json:
-            raise ConfigError(
-                f"ckpt_path={path!r}: holds no tokenizer; was it written by train.py?"
-            )
-        data = checkpoint.get("datamodule_hyper_parameters", {})
-        return cls(model, data.get("max_len", 400), data.get("truncation", "head_tail"))
+        model = model_from_checkpoint(read_checkpoint(path), path, kind=RNNClassifier)
+        data = model.meta.data_config
+        return cls(model, data["max_len"], data["truncation"])
 
     @torch.inference_mode()
-    def probabilities(self, texts: list[str]) -> list[float]:
+    def probabilities(self, texts: list[str]) -> torch.Tensor:
+        """(N,) of the positive class for two classes, else (N, C)."""
         encodings = self.tokenizer.encode_batch(texts)
         items = [
             (truncate(np.asarray(e.ids, dtype=np.int64), self.max_len, self.truncation), 0)
             for e in encodings
         ]
         batch = pad_collate(items, self.pad_id)
-        logits = self.model(batch["input_ids"], batch["lengths"])
-        return torch.sigmoid(logits).tolist()
+        return self.model.probabilities(self.model(batch["input_ids"], batch["lengths"]))
+
+    def result(self, probs: torch.Tensor) -> dict:
+        """Two classes: {"label": "pos", "prob_pos": 0.97}; more: every class's probability."""
+        if probs.dim() == 0:
+            p = float(probs)
+            return {"label": self.labels[p >= 0.5], f"prob_{self.labels[1]}": round(p, 6)}
+        return {
+            "label": self.labels[int(probs.argmax())],
+            "probs": {name: round(float(p), 6) for name, p in zip(self.labels, probs)},
+        }
 
     def predict_lines(self, texts: Iterable[str], batch_size: int = 256) -> Iterator[dict]:
         iterator = iter(texts)
         while chunk := list(itertools.islice(iterator, batch_size)):
-            for p in self.probabilities(chunk):
-                yield {"label": LABEL_NAMES[p >= 0.5], "prob_pos": round(p, 6)}
+            for probs in self.probabilities(chunk):
+                yield self.result(probs)
 
 
 def _decoded_lines(lines: Iterable[bytes], source: str) -> Iterator[str]:

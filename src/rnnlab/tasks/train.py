@@ -13,9 +13,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.callbacks import TokenThroughput
-from rnnlab.models.classifier import check_classifier_checkpoint
-from rnnlab.models.common import is_language_model
-from rnnlab.models.pretrained import read_language_model
+from rnnlab.models import RecurrentModule, build_model
+from rnnlab.models.build import model_class
+from rnnlab.models.pretrained import read_language_model, start_from_language_model
 from rnnlab.tasks.common import test_metrics, write_metrics
 from rnnlab.utils import (
     ConfigError,
@@ -27,33 +27,25 @@ from rnnlab.utils import (
 
 log = logging.getLogger(__name__)
 
-ARCHITECTURE_KEYS = (
-    "cell",
-    "vocab_size",
-    "embedding_dim",
-    "hidden_size",
-    "num_layers",
-    "bidirectional",
-)
-
 
 def _find(callbacks: list, kind: type) -> Any | None:
     return next((c for c in callbacks if isinstance(c, kind)), None)
 
 
-def route_clipping(trainer_cfg: DictConfig, model: Any) -> dict[str, Any]:
+def route_clipping(trainer_cfg: DictConfig, model: RecurrentModule) -> dict[str, Any]:
     """Hand trainer.gradient_clip_* to the model, which clips in on_before_optimizer_step
     (after unscaling under 16-mixed) with the norm it computes anyway; Lightning would compute
     it again, and refuses clipping under truncated BPTT and for fused optimizers under AMP."""
-    if not hasattr(model, "clip_val"):
-        return {}
     model.clip_val = trainer_cfg.get("gradient_clip_val")
     model.clip_algorithm = trainer_cfg.get("gradient_clip_algorithm") or "norm"
     return {"gradient_clip_val": None, "gradient_clip_algorithm": None}
 
 
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path, model: Any) -> str | None:
-    """`last` means this run directory's own last.ckpt (resume with hydra.run.dir=<run>)."""
+def resolve_ckpt_path(
+    ckpt_path: str | None, output_dir: Path, model: RecurrentModule
+) -> str | None:
+    """`last` means this run directory's own last.ckpt (resume with hydra.run.dir=<run>). A
+    checkpoint of another kind of model or of other shapes is refused in one line."""
     if ckpt_path is None:
         return None
     if ckpt_path == "last":
@@ -65,17 +57,45 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path, model: Any) -> st
             )
         ckpt_path = str(path)
     checkpoint = read_checkpoint(ckpt_path)
-    if not is_language_model(model.hparams):  # a classifier resumes from a classifier only
-        check_classifier_checkpoint(checkpoint, ckpt_path)
-    saved, wanted = checkpoint.get("hyper_parameters", {}), model.hparams
-    differ = [k for k in ARCHITECTURE_KEYS if k in saved and saved[k] != wanted.get(k)]
-    if differ:
-        was = ", ".join(f"model.{k}={saved[k]}" for k in differ)
-        now = ", ".join(f"model.{k}={wanted.get(k)}" for k in differ)
+    if not checkpoint.get("model_config") or model_class(checkpoint) is not type(model):
         raise ConfigError(
-            f"ckpt_path={ckpt_path!r}: belongs to a different architecture ({was}; the config asks for {now})"
+            f"ckpt_path={ckpt_path!r}: not a {type(model).__name__} checkpoint of this version "
+            "(a classifier starts from a language model with model.pretrained=<it>)"
+        )
+    own = model.state_dict()
+    saved = checkpoint["state_dict"]
+    differ = sorted(
+        k
+        for k in own.keys() | saved.keys()
+        if k not in own or k not in saved or own[k].shape != saved[k].shape
+    )
+    if differ:
+        raise ConfigError(
+            f"ckpt_path={ckpt_path!r}: belongs to a different architecture ({differ[0]} differs; "
+            "compare its .hydra/config.yaml with this run's model settings)"
         )
     return ckpt_path
+
+
+def build_data_and_model(cfg: DictConfig) -> tuple[Any, RecurrentModule]:
+    """The data first: its facts (vocabulary, classes, tokenizer) size the model. A classifier
+    started from a language model reads the texts with the LM's tokenizer."""
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    pretrained = model_cfg.pop("pretrained", None)
+    data_kwargs = {}
+    if pretrained:
+        data_kwargs["tokenizer_json"] = read_language_model(pretrained)["meta"]["tokenizer_json"]
+    datamodule = hydra.utils.instantiate(cfg.data, **data_kwargs)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    model = build_model(model_cfg, datamodule.meta)
+    if pretrained:
+        start_from_language_model(model, pretrained)
+    elif model_cfg.get("gradual_unfreezing"):
+        log.warning(
+            "model.gradual_unfreezing=true without model.pretrained: the frozen layers are random"
+        )
+    return datamodule, model
 
 
 @task_wrapper
@@ -83,20 +103,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
 
-    # a classifier started from a language model must read the reviews with the LM's tokenizer
-    pretrained = cfg.model.get("pretrained")
-    data_kwargs = (
-        {"tokenizer_json": read_language_model(pretrained)["tokenizer_json"]} if pretrained else {}
-    )
-    datamodule = hydra.utils.instantiate(cfg.data, **data_kwargs)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    model = hydra.utils.instantiate(
-        cfg.model,
-        vocab_size=datamodule.vocab_size,
-        pad_id=datamodule.pad_id,
-        tokenizer_json=datamodule.tokenizer_json,
-    )
+    datamodule, model = build_data_and_model(cfg)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(

@@ -15,7 +15,7 @@ def unknown_group_choice(argv: list[str], conf_dir: Path) -> str | None:
     """The one-line error for `group=name` when conf/<group>/name.yaml does not exist."""
     for arg in argv:
         key, sep, value = arg.lstrip("+~").partition("=")
-        if not sep or "." in key or "/" in key or key.startswith("hydra"):
+        if not sep or "." in key or key.startswith("hydra"):  # model/readout=x is a group too
             continue
         choices = group_choices(key, conf_dir)
         if not choices:

@@ -1,0 +1,192 @@
+"""What every rnnlab LightningModule shares, so a new task model gets it by subclassing:
+
+- the optimizer and scheduler, built from Hydra partials (`_partial_: true`);
+- layer groups (embedding, each recurrent depth, everything above), which give discriminative
+  learning rates (`lr_decay`) and gradual unfreezing;
+- model-side gradient clipping with `train/grad_norm` and `train/clip_frac`, and the stop on a
+  non-finite loss or gradient;
+- the data facts (`DataMeta`) and the model's own config in every checkpoint, so that
+  `model_from_checkpoint` rebuilds it from the checkpoint alone.
+
+A subclass sets `self.embedding` and `self.encoder` (an `Encoder`) in its constructor.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from lightning import LightningModule
+from torch import Tensor, nn
+
+from rnnlab.meta import DataMeta
+from rnnlab.models.components.encoder import Encoder
+from rnnlab.models.components.init import INITS, init_recurrent
+from rnnlab.utils.errors import ConfigError, check, check_choice
+
+log = logging.getLogger(__name__)
+
+# the constructor arguments that are components or data, not settings to log
+NOT_HYPERPARAMETERS = ("meta", "embedding", "encoder", "readout", "head", "optimizer", "scheduler")
+
+
+class TrainingDiverged(ConfigError):
+    """A non-finite loss or gradient: stop before any NaN reaches the weights or a checkpoint."""
+
+
+def check_sizes(**sizes: int) -> None:
+    for key, value in sizes.items():
+        check(isinstance(value, int) and value >= 1, f"model.{key}", value, "an integer >= 1")
+
+
+class RecurrentModule(LightningModule):
+    embedding: nn.Module
+    encoder: Encoder
+
+    def __init__(
+        self,
+        meta: DataMeta,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        lr_decay: float = 1.0,
+        gradual_unfreezing: bool = False,
+    ) -> None:
+        super().__init__()
+        check(
+            isinstance(lr_decay, int | float) and lr_decay >= 1,
+            "model.lr_decay",
+            lr_decay,
+            "a number >= 1 (each layer group below the top learns at lr / lr_decay^depth)",
+        )
+        self.meta = meta
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.lr_decay = lr_decay
+        self.gradual_unfreezing = gradual_unfreezing
+        self.config: dict[str, Any] | None = None  # set by build_model, stored in checkpoints
+        # The model clips, not Lightning: the train task routes trainer.gradient_clip_* here.
+        self.clip_val: float | None = None
+        self.clip_algorithm = "norm"
+        self._optimizer_steps, self._clipped_steps = 0, 0
+
+    def init_encoder(self, how: str) -> None:
+        """Apply `model.init` to the encoder's recurrent matrices."""
+        check_choice("model.init", how, INITS)
+        init_recurrent(self.encoder.recurrent_weights(), how)
+        if hasattr(self.encoder, "reset_forget_bias"):  # identity init zeroed the biases
+            self.encoder.reset_forget_bias()
+
+    # -- layer groups: discriminative learning rates and gradual unfreezing -------------------
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Bottom to top: the embedding, each recurrent depth, then every other parameter (the
+        read-out, the head, a decoder), so that no parameter is ever left out of the optimizer."""
+        groups = [list(self.embedding.parameters()), *self.encoder.layer_groups()]
+        seen = {id(p) for group in groups for p in group}
+        return [*groups, [p for p in self.parameters() if id(p) not in seen]]
+
+    def lr_groups(self) -> list[tuple[list[nn.Parameter], float]]:
+        """(parameters, share of the configured lr). With lr_decay > 1 (ULMFiT's discriminative
+        fine-tuning) each group below the top learns at 1/lr_decay of the one above it."""
+        if self.lr_decay == 1:
+            return [(list(self.parameters()), 1.0)]
+        groups = [g for g in self.layer_groups() if g]
+        return [(group, self.lr_decay ** (i + 1 - len(groups))) for i, group in enumerate(groups)]
+
+    def unfreeze_for_epoch(self, epoch: int) -> None:
+        """Gradual unfreezing: epoch e trains the top e + 1 layer groups, the rest stay frozen."""
+        groups = self.layer_groups()
+        frozen = max(0, len(groups) - 1 - epoch)
+        for i, group in enumerate(groups):
+            for param in group:
+                param.requires_grad_(i >= frozen)
+
+    def configure_optimizers(self) -> Any:
+        """A scheduler that takes `total_steps` (OneCycle) gets the trainer's estimate."""
+        factory = self.optimizer_factory or torch.optim.Adam
+        groups = self.lr_groups()
+        scales = [scale for _, scale in groups]
+        optimizer = factory(params=[{"params": params} for params, _ in groups])
+        for group, scale in zip(optimizer.param_groups, scales):
+            group["lr"] *= scale
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs: dict[str, Any] = {}
+        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
+            kwargs["total_steps"] = self.trainer.estimated_stepping_batches
+        max_lr = getattr(self.scheduler_factory, "keywords", {}).get("max_lr")
+        if isinstance(max_lr, int | float):  # OneCycle sets each group's lr from its max_lr
+            kwargs["max_lr"] = [max_lr * scale for scale in scales]
+        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def on_fit_start(self) -> None:
+        # by now the strategy has wrapped the model (torch's DistributedDataParallel under DDP)
+        find_unused = getattr(self.trainer.strategy.model, "find_unused_parameters", False)
+        if self.gradual_unfreezing and self.trainer.world_size > 1 and not find_unused:
+            raise ConfigError(
+                "model.gradual_unfreezing=True: frozen layers get no gradient, which DDP waits for; "
+                "use trainer.strategy=ddp_find_unused_parameters_true"
+            )
+
+    def on_train_epoch_start(self) -> None:
+        self._optimizer_steps, self._clipped_steps = 0, 0
+        if self.gradual_unfreezing:
+            self.unfreeze_for_epoch(self.current_epoch)
+
+    # -- clipping and the divergence stop ------------------------------------------------------
+
+    def check_finite(self, loss: Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"train/loss={loss.item()} at global step {self.global_step} (epoch {self.current_epoch}): "
+                "training stopped, last.ckpt keeps the last good state; try trainer.gradient_clip_val=1.0 "
+                "or a lower model.optimizer.lr"
+            )
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Runs after unscaling under 16-mixed, so the norm and the clipping see true gradients.
+        One norm serves the divergence check, the log and the clipping."""
+        params = [p for p in self.parameters() if p.grad is not None]
+        if not params:
+            return
+        grads = [p.grad for p in params]
+        norm = nn.utils.get_total_norm(grads, foreach=True)
+        value = norm.item()
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if not math.isfinite(value) and scaler is None:
+            # (under 16-mixed the grad scaler skips such steps itself and lowers its scale)
+            raise TrainingDiverged(
+                f"train/grad_norm={value} at global step {self.global_step} (epoch {self.current_epoch}): "
+                "training stopped before the weights were touched; try trainer.gradient_clip_val=1.0 "
+                "or a lower model.optimizer.lr"
+            )
+        clipped = False
+        if self.clip_val:
+            if self.clip_algorithm == "value":  # Lightning's enum compares equal to its string
+                clipped = any(bool((g.abs() > self.clip_val).any()) for g in grads)
+                nn.utils.clip_grad_value_(params, self.clip_val, foreach=True)
+            elif value > self.clip_val:
+                clipped = True
+                nn.utils.clip_grads_with_norm_(params, self.clip_val, norm, foreach=True)
+        self._optimizer_steps += 1
+        self._clipped_steps += clipped
+        if self.global_step % self.trainer.log_every_n_steps == 0:
+            self.log("train/grad_norm", value, on_step=True, on_epoch=False)
+
+    def on_train_epoch_end(self) -> None:
+        if self._optimizer_steps:
+            self.log("train/clip_frac", self._clipped_steps / self._optimizer_steps)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["meta"] = self.meta.to_dict()
+        checkpoint["model_config"] = self.config

@@ -1,0 +1,31 @@
+"""Recurrent weight initialisations: the seed notebook's other remedy for vanishing gradients.
+
+They act on `Encoder.recurrent_weights()`, so they work for any cell that reports its matrices.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rnnlab.models.components.encoder import RecurrentWeights
+
+INITS = ("default", "orthogonal", "identity")
+
+
+def init_recurrent(layers: list[RecurrentWeights], how: str) -> None:
+    """`default`: leave the cell's own init. `orthogonal`: each gate's hidden-to-hidden block
+    orthogonal (Saxe et al. 2014; Keras' default). `identity`: the IRNN (Le et al. 2015, for a
+    ReLU RNN): W_hh = I per gate, zero biases, small input weights."""
+    with torch.no_grad():
+        for layer in layers:
+            blocks = layer.hidden_to_hidden.split(layer.hidden_size, dim=0)
+            if how == "orthogonal":
+                for block in blocks:
+                    nn.init.orthogonal_(block)
+            elif how == "identity":
+                for block in blocks:
+                    block.copy_(torch.eye(layer.hidden_size))
+                nn.init.normal_(layer.input_to_hidden, std=1e-3)
+                for bias in layer.biases:
+                    bias.zero_()
