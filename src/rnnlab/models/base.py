@@ -73,6 +73,33 @@ class RecurrentModule(LightningModule):
         self.clip_algorithm = "norm"
         self._optimizer_steps, self._clipped_steps = 0, 0
 
+    def build_body(
+        self,
+        embedding: Callable[..., nn.Module],
+        encoder: Callable[..., Encoder],
+        embedding_dim: int,
+        hidden_size: int,
+        num_layers: int,
+        bidirectional: bool,
+        dropout: float,
+        init: str,
+    ) -> None:
+        """Complete the embedding and encoder partials with their sizes (the components'
+        constructor contract), then apply `model.init` to the encoder."""
+        self.embedding = embedding(
+            num_embeddings=self.meta.vocab_size,
+            embedding_dim=embedding_dim,
+            padding_idx=self.meta.pad_id,
+        )
+        self.encoder = encoder(
+            input_size=embedding_dim,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout,
+        )
+        self.init_encoder(init)
+
     def init_encoder(self, how: str) -> None:
         """Apply `model.init` to the encoder's recurrent matrices."""
         check_choice("model.init", how, INITS)

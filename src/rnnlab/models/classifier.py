@@ -91,21 +91,13 @@ class RNNClassifier(RecurrentModule):
             "at least 2 label names from the data",
         )
         self.save_hyperparameters(ignore=list(NOT_HYPERPARAMETERS))
-        self.embedding = embedding(
-            num_embeddings=meta.vocab_size, embedding_dim=embedding_dim, padding_idx=meta.pad_id
-        )
-        self.encoder = encoder(
-            input_size=embedding_dim,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            bidirectional=bidirectional,
-            dropout=dropout,
+        self.build_body(
+            embedding, encoder, embedding_dim, hidden_size, num_layers, bidirectional, dropout, init
         )
         self.readout = readout(input_size=self.encoder.output_size, bidirectional=bidirectional)
         self.binary = meta.num_classes == 2
         self.head = head(self.readout.output_size, 1 if self.binary else meta.num_classes)
         self.dropout = nn.Dropout(dropout)
-        self.init_encoder(init)
         self.tbptt_steps, self.tbptt_loss = tbptt_steps, tbptt_loss
         # Truncated BPTT steps the optimizer once per chunk: Lightning's automatic loop can't.
         self.automatic_optimization = tbptt_steps is None

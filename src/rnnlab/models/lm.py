@@ -86,17 +86,9 @@ class RNNLanguageModel(RecurrentModule):
                 "dimensions (each cluster has the previous one's / div_value)",
             )
         self.save_hyperparameters(ignore=list(NOT_HYPERPARAMETERS))
-        self.embedding = embedding(
-            num_embeddings=vocab_size, embedding_dim=embedding_dim, padding_idx=meta.pad_id
+        self.build_body(
+            embedding, encoder, embedding_dim, hidden_size, num_layers, False, dropout, init
         )
-        self.encoder = encoder(
-            input_size=embedding_dim,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            bidirectional=False,
-            dropout=dropout,
-        )
-        self.init_encoder(init)
         self.dropout = nn.Dropout(dropout)
         self.decoder_kind = decoder
         tied = decoder == "tied"
