@@ -57,7 +57,9 @@ def test_a_file_of_many_lines_is_streamed_in_batches(tmp_path, monkeypatch, caps
         return original(self, texts)
 
     monkeypatch.setattr(Predictor, "probabilities", spy)
-    monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(lambda cls, path: PREDICTOR))
+    monkeypatch.setattr(
+        Predictor, "from_checkpoint", classmethod(lambda cls, path, device: PREDICTOR)
+    )
     predict(
         OmegaConf.create(
             {"ckpt_path": "x.ckpt", "text": None, "input_file": str(path), "batch_size": 4096}

@@ -26,7 +26,13 @@ def gradient_per_step(model: LightningModule, batch: dict[str, Tensor]) -> Tenso
     was_training = model.training
     model.eval()
     try:
-        with torch.enable_grad(), torch.autocast(model.device.type, enabled=False):
+        # cuDNN's RNN backward runs in training mode only; eval mode (no dropout) needs the
+        # native kernels, which are slower but serve a measurement on a few reviews
+        with (
+            torch.enable_grad(),
+            torch.autocast(model.device.type, enabled=False),
+            torch.backends.cudnn.flags(enabled=False),
+        ):
             x = model.embedding(ids).detach().float().requires_grad_(True)
             loss = model.loss(model.classify_embedded(x, lengths), labels)
             (grad,) = torch.autograd.grad(loss, x)

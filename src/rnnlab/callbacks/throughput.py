@@ -1,11 +1,14 @@
-"""Real (non-padding) training tokens per second, shown in the progress bar."""
+"""Real (non-padding) training tokens per second, shown in the progress bar, and on a GPU its
+utilisation as NVML reports it (the share of time a kernel ran, over NVML's sampling period)."""
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from typing import Any
 
+import torch
 from lightning import Callback, LightningModule, Trainer
 
 
@@ -15,6 +18,7 @@ class TokenThroughput(Callback):
     def __init__(self, skip_first: int = 3) -> None:
         self.skip_first = skip_first
         self.rates: list[float] = []
+        self.utilisation: list[float] = []
         self._last: float | None = None
         self._seen = 0
 
@@ -29,12 +33,23 @@ class TokenThroughput(Callback):
             rate = float(batch["lengths"].sum()) * trainer.world_size / (now - self._last)
             self.rates.append(rate)
             pl_module.log("train/tokens_per_s", rate, prog_bar=True, on_step=True, on_epoch=False)
+            if pl_module.device.type == "cuda":
+                self._sample_utilisation(pl_module.device)
         self._last = now
         self._seen += 1
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._last = None  # do not charge validation time to the next training batch
 
+    def _sample_utilisation(self, device: torch.device) -> None:
+        # without NVML bindings (pynvml) there is nothing to read
+        with contextlib.suppress(ModuleNotFoundError, RuntimeError):
+            self.utilisation.append(float(torch.cuda.utilization(device)))
+
     @property
     def median(self) -> float | None:
         return statistics.median(self.rates) if self.rates else None
+
+    @property
+    def median_utilisation(self) -> float | None:
+        return statistics.median(self.utilisation) if self.utilisation else None

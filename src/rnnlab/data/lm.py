@@ -151,6 +151,7 @@ class LanguageModelDataModule(TextDataModule):
         batch_size: int = 64,
         eval_batch_size: int = 64,
         tbptt_steps: int = 70,
+        num_workers: int = 0,
         pin_memory: bool = False,
         seed: int = 42,
         tokenizer_json: str | None = None,
@@ -171,6 +172,12 @@ class LanguageModelDataModule(TextDataModule):
             "distinct split names, never test (the classifier is scored on it)",
         )
         check(0 < val_fraction < 1, "data.val_fraction", val_fraction, "a number in (0, 1)")
+        check(
+            isinstance(num_workers, int) and num_workers >= 0,
+            "data.num_workers",
+            num_workers,
+            "an integer >= 0",
+        )
         check(
             classifier_val_fraction is None or 0 < classifier_val_fraction < 1,
             "data.classifier_val_fraction",
@@ -266,6 +273,8 @@ class LanguageModelDataModule(TextDataModule):
         kwargs = {
             "batch_sampler": ChunkSampler(len(chunks)),
             "collate_fn": _single,
+            "num_workers": self.hparams.num_workers,
+            "persistent_workers": self.hparams.num_workers > 0,
             "pin_memory": self.hparams.pin_memory,
         }
         if train:

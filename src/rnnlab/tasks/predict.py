@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from rnnlab.data.dataset import pad_collate, truncate
 from rnnlab.data.tokenizer import PAD, load_tokenizer
 from rnnlab.models import RNNClassifier, model_from_checkpoint
-from rnnlab.utils import ConfigError, read_checkpoint, task_wrapper
+from rnnlab.utils import ConfigError, check, read_checkpoint, task_wrapper
 
 
 class Predictor:
@@ -30,10 +30,13 @@ class Predictor:
         self.max_len, self.truncation = max_len, truncation
 
     @classmethod
-    def from_checkpoint(cls, path: str) -> Predictor:
+    def from_checkpoint(cls, path: str, device: str = "cpu") -> Predictor:
+        """`device`: where the model runs (`auto`: the GPU when there is one)."""
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         model = model_from_checkpoint(read_checkpoint(path), path, kind=RNNClassifier)
         data = model.meta.data_config
-        return cls(model, data["max_len"], data["truncation"])
+        return cls(model.to(device), data["max_len"], data["truncation"])
 
     @torch.inference_mode()
     def probabilities(self, texts: list[str]) -> torch.Tensor:
@@ -44,7 +47,9 @@ class Predictor:
             for e in encodings
         ]
         batch = pad_collate(items, self.pad_id)
-        return self.model.probabilities(self.model(batch["input_ids"], batch["lengths"]))
+        device = self.model.device
+        logits = self.model(batch["input_ids"].to(device), batch["lengths"].to(device))
+        return self.model.probabilities(logits).cpu()
 
     def result(self, probs: torch.Tensor) -> dict:
         """Two classes: {"label": "pos", "prob_pos": 0.97}; more: every class's probability."""
@@ -95,7 +100,16 @@ def _texts(cfg: DictConfig, stdin: BinaryIO) -> Iterator[str]:
 def predict(cfg: DictConfig) -> None:
     if not cfg.get("ckpt_path"):
         raise ConfigError("ckpt_path=None: required; pass ckpt_path=<run>/checkpoints/best.ckpt")
-    predictor = Predictor.from_checkpoint(str(cfg.ckpt_path))
+    device = str(cfg.get("device") or "auto")
+    check(
+        device == "auto" or device == "cpu" or device.startswith("cuda"),
+        "device",
+        device,
+        "auto, cpu, cuda or cuda:<index>",
+    )
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={device!r}: no CUDA GPU here; use device=cpu or device=auto")
+    predictor = Predictor.from_checkpoint(str(cfg.ckpt_path), device)
     for result in predictor.predict_lines(_texts(cfg, sys.stdin.buffer), cfg.batch_size):
         sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()

@@ -9,6 +9,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
@@ -124,6 +125,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics["train_time_s"] = round(time.perf_counter() - start, 1)
         if (throughput := _find(callbacks, TokenThroughput)) and throughput.median:
             metrics["train_tokens_per_s"] = round(throughput.median)
+        if throughput and throughput.median_utilisation is not None:
+            metrics["gpu_utilization_pct"] = throughput.median_utilisation
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            metrics["gpu_peak_memory_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
 
     checkpoint = _find(callbacks, ModelCheckpoint)
     if checkpoint and checkpoint.best_model_path:
