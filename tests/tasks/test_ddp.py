@@ -124,3 +124,19 @@ def test_ddp_preset_composes_for_two_nodes(tmp_path) -> None:
     assert (cfg.trainer.strategy, cfg.trainer.devices, cfg.trainer.num_nodes) == ("ddp", 2, 2)
     trainer = instantiate(cfg.trainer, logger=False, use_distributed_sampler=False)
     assert (trainer.num_nodes, trainer.world_size) == (2, 4)
+
+
+def test_gpu_ddp_preset_composes_with_the_gpu_data_settings(tmp_path) -> None:
+    """Two GPUs cannot be started here; the composed config is what can be checked."""
+    from tests.conftest import compose_cfg
+
+    for overrides in (["trainer=ddp", "trainer.accelerator=gpu"], ["trainer=gpu"]):
+        cfg = compose_cfg("train", overrides, tmp_path, tmp_path)
+        assert cfg.trainer.accelerator == "gpu"
+    assert (cfg.trainer.precision, cfg.data.num_workers, cfg.data.pin_memory) == (
+        "bf16-mixed",
+        4,
+        True,
+    )
+    ddp = compose_cfg("train", ["trainer=ddp", "trainer.accelerator=gpu"], tmp_path, tmp_path)
+    assert (ddp.trainer.strategy, ddp.trainer.devices) == ("ddp", 2)
