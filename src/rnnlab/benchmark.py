@@ -1,4 +1,4 @@
-"""Throughput benchmark (issue 5): where do a training step's tokens/s go?
+"""Throughput benchmark: where do a training step's tokens/s go?
 
 Three loops run the same model on the same bucketed batches, interleaved per repeat so that a
 noisy machine slows all of them alike: the project's Lightning loop, a hand-written PyTorch loop
