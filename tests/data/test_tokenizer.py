@@ -15,14 +15,27 @@ def test_tokenizer_json_round_trip_gives_identical_ids() -> None:
     assert again.encode(text).ids == tok.encode(text).ids
 
 
-def test_pad_is_id_0_and_unknown_words_map_to_unk() -> None:
+# every token of TEXTS, lowercased, without the <br /> tags; counts: film 3, great 3, it 2, . 2
+WORDS = {"a", "great", "film", ".", "loved", "it", "!", "an", "awful", ",", "hated"}
+
+
+def test_pad_is_id_0_unk_is_id_1_and_every_seen_word_has_its_own_id() -> None:
+    """Catches a vocabulary of just the special tokens (or one that drops words seen once, as
+    min_frequency=2 would), which maps every word to <unk> and still passes an <unk> check."""
     tok = build_tokenizer(TEXTS, vocab_size=50)
-    assert tok.token_to_id(PAD) == 0
-    assert tok.encode("zyzzyva").ids == [tok.token_to_id(UNK)]
+    assert tok.get_vocab().keys() == {PAD, UNK, *WORDS}
+    assert (tok.token_to_id(PAD), tok.token_to_id(UNK)) == (0, 1)
+    assert tok.encode("zyzzyva").ids == [1]
+    assert tok.encode("hated it").tokens == ["hated", "it"]
+    assert 1 not in tok.encode("an awful film, loved it!").ids
 
 
-def test_vocab_size_caps_the_vocabulary() -> None:
-    assert build_tokenizer(TEXTS, vocab_size=6).get_vocab_size() == 6
+def test_vocab_size_caps_the_vocabulary_at_the_commonest_words() -> None:
+    """Catches a cap that keeps the wrong words (the first seen, or the rarest) or counts the
+    special tokens out of vocab_size."""
+    tok = build_tokenizer(TEXTS, vocab_size=6)
+    assert tok.get_vocab().keys() == {PAD, UNK, "film", "great", "it", "."}
+    assert tok.encode("great loved film").tokens == ["great", UNK, "film"]
 
 
 def test_bpe_tokenizer_handles_unseen_words() -> None:

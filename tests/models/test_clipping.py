@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from rnnlab.models import RecurrentModule, TrainingDiverged
 from rnnlab.tasks.train import route_clipping
 from tests.conftest import TINY, compose_cfg, item_loader, quiet_trainer
+from tests.lm_helpers import LM_TINY, write_lm_layout
 from tests.models.conftest import classifier, language_model, memory_items, stream_loader
 
 
@@ -73,6 +74,10 @@ KINDS = ["automatic", "tbptt", "lm"]
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 def test_clipped_norm_never_exceeds_the_clip_value(kind: str, precision: str) -> None:
+    """Measured at the optimizer (a step post-hook), for the classifier, truncated BPTT and the
+    language model, in float32 and bf16-mixed. Catches clipping skipped under bf16-mixed (or
+    for manual optimization, or for the LM), clipping before the gradients are final, and
+    train/grad_norm logged after clipping instead of before."""
     record, trainer = _fit(kind, clip=1e-3, algorithm="norm", precision=precision)
     assert len(record.norms) == 6 and max(record.norms) <= 1e-3 * (1 + 1e-3)
     assert trainer.callback_metrics["train/clip_frac"] == 1.0
@@ -185,3 +190,59 @@ def test_diverged_run_exits_with_one_line_and_keeps_a_finite_last_checkpoint(
     assert last["global_step"] == 27  # the end of the first epoch, before the poison
     assert all(torch.isfinite(t).all() for t in last["state_dict"].values())
     assert not (tmp_path / "metrics.json").exists()
+
+
+class PoisonGradient(Callback):
+    """At global step `at_step` one gradient entry becomes NaN after a finite loss: callbacks'
+    on_before_optimizer_step runs before the model's, where the norm is checked."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+
+    def on_before_optimizer_step(
+        self, trainer: Trainer, pl_module: LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
+        if trainer.global_step == self.at_step:
+            grad = next(p.grad for p in pl_module.parameters() if p.grad is not None)
+            grad.view(-1)[0] = float("nan")
+
+
+@pytest.mark.parametrize("kind", ["classifier", "tbptt", "lm"])
+def test_a_non_finite_gradient_ends_the_run_in_one_line_with_a_finite_last_checkpoint(
+    kind, hub_dir, cache_dir, tmp_path, capsys
+) -> None:
+    """End to end through train(), ten batches an epoch, the gradient poisoned in the second
+    epoch. Catches a missing non-finite-gradient check: the NaN step would reach the weights and
+    the run would stop a step later on the loss (or, clipped with a NaN norm, later still),
+    naming train/loss; and a crash with a traceback instead of one `error:` line, or a last.ckpt
+    written after the poison."""
+    from rnnlab.tasks.train import train
+
+    at_step = 13 if kind == "classifier" else 12 * (1 + 2 * (kind == "tbptt"))
+    common = [
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=10",
+        "callbacks.early_stopping=null",
+        "+callbacks.poison._target_=tests.models.test_clipping.PoisonGradient",
+        f"+callbacks.poison.at_step={at_step}",
+    ]
+    if kind == "lm":
+        data = write_lm_layout(tmp_path / "lm_imdb")
+        overrides = [*LM_TINY, "model=gru", *common]
+    else:
+        data = hub_dir
+        tbptt = ["model.tbptt_steps=8"] if kind == "tbptt" else []
+        overrides = [*TINY, "model=gru", *tbptt, *common]
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        train(compose_cfg("train", overrides, out, cache_dir, data))
+    assert exit_info.value.code == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.startswith(f"error: train/grad_norm=nan at global step {at_step} "), last_line
+    assert last_line.endswith("or a lower model.optimizer.lr"), last_line
+    last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert 0 < last["global_step"] < at_step  # the end of the first epoch, before the poison
+    if kind != "tbptt":
+        assert last["global_step"] == 10
+    assert all(torch.isfinite(t).all() for t in last["state_dict"].values())
+    assert not (out / "metrics.json").exists()

@@ -29,22 +29,50 @@ def _pair(encoder: str, readout: str, k: int, loss: str = "every") -> tuple[RNNC
     return full, truncated
 
 
-@pytest.mark.parametrize("readout", READOUTS)
-@pytest.mark.parametrize("encoder", ENCODERS)
-def test_chunks_as_long_as_the_batch_give_the_full_bptt_loss_and_gradients(
-    encoder: str, readout: str
-) -> None:
-    full, truncated = _pair(encoder, readout, k=20)
+def _assert_full_bptt(full: RNNClassifier, truncated: RNNClassifier, chunks: int) -> None:
+    """`truncated` yields `chunks` losses; the first is full BPTT's loss, the others (chunks
+    where every row has ended) are zero, and the gradients of all of them add up to full BPTT's."""
     batch = padded_batch(LENGTHS)
     loss, _ = full._shared_step(batch)
     loss.backward()
-    (chunk_loss, _), *rest = list(truncated.tbptt_losses(batch))
-    assert not rest
-    chunk_loss.backward()
-    torch.testing.assert_close(chunk_loss, loss)
+    losses = [chunk_loss for chunk_loss, _ in truncated.tbptt_losses(batch)]
+    assert len(losses) == chunks
+    for chunk_loss in losses:
+        chunk_loss.backward()
+    torch.testing.assert_close(losses[0], loss)
+    for chunk_loss in losses[1:]:
+        assert chunk_loss.item() == 0.0
     for (name, a), b in zip(full.named_parameters(), truncated.parameters(), strict=True):
         assert b.grad is not None, name
         torch.testing.assert_close(b.grad, a.grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("k", [20, 32], ids=["k_equal", "k_longer"])
+@pytest.mark.parametrize("readout", READOUTS)
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_chunks_as_long_as_the_batch_or_longer_give_the_full_bptt_loss_and_gradients(
+    encoder: str, readout: str, k: int
+) -> None:
+    """k=32 > T=20 takes the padding branch (`chunks * k > ids.size(1)`): one chunk padded to
+    32 tokens. Catches padding that changes what is read (pads on the left, pads with a word
+    instead of the pad id where a cell or read-out looks past the lengths) or pads by too much
+    (a second, spurious chunk)."""
+    full, truncated = _pair(encoder, readout, k=k)
+    _assert_full_bptt(full, truncated, chunks=1)
+
+
+@pytest.mark.parametrize("readout", READOUTS)
+@pytest.mark.parametrize("encoder", ["gru", "lstm"])
+def test_a_rank_whose_peers_need_more_chunks_pads_and_still_gives_full_bptt(
+    encoder: str, readout: str
+) -> None:
+    """Under DDP `_chunk_count` is the largest over the ranks: here another rank's batch needs
+    two chunks of k=32 while this one's 20 tokens fit in one. Catches dropping the padding
+    branch: this rank would then run one backward pass where its peer runs two (DDP hangs),
+    and its losses or gradients would not be full BPTT's."""
+    full, truncated = _pair(encoder, readout, k=32)
+    truncated._chunk_count = lambda length: 2  # what the reduce over the ranks would return
+    _assert_full_bptt(full, truncated, chunks=2)
 
 
 @pytest.mark.parametrize("readout", READOUTS)

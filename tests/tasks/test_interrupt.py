@@ -1,50 +1,53 @@
+"""SIGTERM mid-epoch (a scheduler pre-empting the job): exit 143 with a last.ckpt of the very step
+it stopped at, and resume from it onto the uninterrupted run's metrics."""
+
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 
-from tests.conftest import ROOT, TINY
+from tests.tasks.pause import record_steps
+from tests.tasks.test_resume import (
+    SAVE_EVERY,
+    STEPS_PER_EPOCH,
+    check_resumed,
+    run_args,
+    start_paused,
+    train,
+    uninterrupted_run,
+)
 
 pytestmark = pytest.mark.slow
 
+# Off every ordinary save: last.ckpt is written every 10 steps (the run shared with
+# test_resume) and at each epoch's end (27 steps), so a last.ckpt at step 34 is the SIGTERM one.
+TERM_AT = 34
 
-def test_sigterm_mid_training_saves_a_resumable_last_checkpoint(
-    hub_dir, cache_dir, tmp_path
+
+@pytest.fixture(scope="module")
+def uninterrupted(hub_dir, cache_dir, tmp_path_factory) -> dict:
+    return uninterrupted_run(hub_dir, cache_dir, tmp_path_factory)
+
+
+def test_sigterm_mid_epoch_exits_143_with_a_last_checkpoint_that_resumes_exactly(
+    uninterrupted, hub_dir, cache_dir, tmp_path
 ) -> None:
+    """Catches SaveOnInterrupt not saving (last.ckpt would hold step 30, the periodic save), the
+    wrapper exiting 0 or 1 on SIGTERM instead of 143 (Lightning's SIGTERMException is a
+    SystemExit(0); a scheduler would think the job done), and a checkpoint that does not resume
+    where it stopped (ckpt_path dropped, the loader's place or the RNG state not restored)."""
+    assert TERM_AT % SAVE_EVERY and TERM_AT % STEPS_PER_EPOCH  # no ordinary save at TERM_AT
     run_dir = tmp_path / "run"
-    args = [
-        *[a for a in TINY if not a.startswith("callbacks.")],
-        "callbacks.progress_bar=null",
-        "callbacks.early_stopping=null",
-        "model=gru",
-        "trainer.max_epochs=500",
-        "trainer.log_every_n_steps=1",
-        f"data.path={hub_dir}",
-        f"paths.cache_dir={cache_dir}",
-        f"hydra.run.dir={run_dir}",
-    ]
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    metrics_csv = run_dir / "csv" / "version_0" / "metrics.csv"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        if metrics_csv.is_file() and metrics_csv.read_text().count("\n") > 5:
-            break
-        time.sleep(0.5)
-    assert process.poll() is None, process.communicate()[1][-2000:]
+    process, log = start_paused(hub_dir, cache_dir, run_dir, TERM_AT)
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode != 0
-    last = run_dir / "checkpoints" / "last.ckpt"
-    assert last.is_file(), stderr[-2000:]
-    checkpoint = torch.load(last, weights_only=True)
-    assert checkpoint["global_step"] > 0
+    process.wait(timeout=120)
+    tail = log.read_text()[-3000:]
+    assert process.returncode == 128 + signal.SIGTERM, f"exit {process.returncode}\n{tail}"
     assert not (run_dir / "metrics.json").exists()
+
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (last["global_step"], last["epoch"]) == (TERM_AT, 1), "not the SIGTERM save"
+
+    steps = tmp_path / "steps.json"
+    args = run_args(hub_dir, cache_dir, run_dir, "ckpt_path=last", *record_steps(steps))
+    check_resumed(steps, train(args, tmp_path), uninterrupted, TERM_AT)

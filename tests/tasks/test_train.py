@@ -9,6 +9,7 @@ import torch
 from rnnlab.tasks.train import train
 from tests.conftest import ROOT, TINY, compose_cfg
 from tests.models.conftest import ENCODERS
+from tests.tasks.pause import read_steps, record_steps
 
 # a fixed number of epochs, so that resuming has a known place to continue from
 NO_EARLY_STOP = "callbacks.early_stopping=null"
@@ -114,16 +115,30 @@ def test_predict_needs_only_the_checkpoint(trained_run, tmp_path) -> None:
 
 
 def test_resume_from_last_checkpoint_continues_training(hub_dir, cache_dir, tmp_path) -> None:
+    """Catches ckpt_path dropped from trainer.fit: a same-seed run of 3 epochs from scratch ends at
+    the same epoch and step, so the steps the resumed run itself trained are counted
+    (tests.tasks.pause.RecordSteps): it must start at the checkpoint's step and train one epoch."""
     # A schedule fixed to the run's length (OneCycle) cannot be stretched on resume: no scheduler.
     base = [*TINY, "model=gru", "model.scheduler=null", NO_EARLY_STOP]
     train(compose_cfg("train", [*base, "trainer.max_epochs=2"], tmp_path / "a", cache_dir, hub_dir))
     last = tmp_path / "a" / "checkpoints" / "last.ckpt"
     steps_before = torch.load(last, weights_only=True)["global_step"]
-    overrides = [*base, "trainer.max_epochs=3", f"ckpt_path={last}"]
+    epoch_steps = steps_before // 2
+    steps = tmp_path / "steps.json"
+    overrides = [*base, "trainer.max_epochs=3", f"ckpt_path={last}", *record_steps(steps)]
     train(compose_cfg("train", overrides, tmp_path / "b", cache_dir, hub_dir))
+    record = read_steps(steps)
+    record.pop("weights")
+    assert record == {
+        "first_step": steps_before,
+        "first_batch": [2, 0],
+        "batches": epoch_steps,
+        "optimizer_steps": epoch_steps,
+        "last_step": steps_before + epoch_steps,
+    }
     resumed = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)
     assert resumed["epoch"] == 2
-    assert resumed["global_step"] == steps_before * 3 // 2
+    assert resumed["global_step"] == steps_before + epoch_steps
 
 
 def test_acl_layout_trains_end_to_end(acl_dir, cache_dir, tmp_path) -> None:

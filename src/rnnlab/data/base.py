@@ -87,7 +87,9 @@ class TextDataModule(TokenizerSizes, LightningDataModule):
     def _read_cache_meta(self) -> dict[str, Any]:
         """meta.json, and the tokenizer the cache was encoded with (now this module's)."""
         meta = json.loads((self.cache_path / "meta.json").read_text(encoding="utf-8"))
-        self.tokenizer_json = (self.cache_path / "tokenizer.json").read_text(encoding="utf-8")
+        tokenizer_json = (self.cache_path / "tokenizer.json").read_text(encoding="utf-8")
+        load_tokenizer(tokenizer_json)  # damaged: raises here, so the cache is rebuilt
+        self.tokenizer_json = tokenizer_json
         return meta
 
     def _replicas(self) -> tuple[int | None, int | None]:

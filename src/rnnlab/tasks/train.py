@@ -25,6 +25,7 @@ from rnnlab.utils import (
     read_checkpoint,
     task_wrapper,
 )
+from rnnlab.utils.checkpoint_io import AtomicCheckpointIO
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger=loggers or False,
         use_distributed_sampler=False,
         **route_clipping(cfg.trainer, model),
+        # atomic checkpoints (rnnlab.utils.checkpoint_io); +trainer.plugins=... replaces them
+        **({} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}),
     )
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

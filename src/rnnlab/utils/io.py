@@ -1,4 +1,8 @@
-"""Atomic writes, so a kill at any moment never leaves a truncated file a later run trusts."""
+"""Atomic writes, so a kill at any moment never leaves a truncated file a later run trusts.
+
+Each writes a hidden temporary (`.<name>.<random>.tmp`) in the target's own folder, fsyncs it and
+`os.replace`s it over the target: a reader sees the old file or the new one, never part of one. A
+kill leaves at most such a temporary behind, which nothing reads (no reader globs for it)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -15,12 +20,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file to write (stream) into; it becomes `path` only if the block finishes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
