@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from lightning import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 from torch import Tensor, nn
@@ -43,6 +43,7 @@ from rnnlab.data.dataset import EncodedReviews, pad_collate
 from rnnlab.meta import DataMeta
 from rnnlab.models import RNNClassifier
 from rnnlab.models import build_model as build_from_config
+from rnnlab.models.build import model_settings
 from rnnlab.models.components import Encoder
 from rnnlab.tasks.train import route_clipping
 from rnnlab.utils import atomic_write_text
@@ -113,9 +114,7 @@ def project_config(overrides: Sequence[str] = ()) -> DictConfig:
 
 def build_model(cfg: DictConfig, vocab_size: int, pad_id: int) -> RNNClassifier:
     meta = DataMeta(vocab_size, pad_id, tokenizer_json="", label_names=("neg", "pos"))
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    model_cfg.pop("pretrained", None)
-    return build_from_config(model_cfg, meta)
+    return build_from_config(model_settings(cfg.model)[0], meta)
 
 
 def build_encoder(cfg: DictConfig, embedding_dim: int, hidden: int) -> Encoder:

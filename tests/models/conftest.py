@@ -8,11 +8,11 @@ import functools
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from rnnlab.meta import DataMeta
 from rnnlab.models import RecurrentModule, RNNClassifier, RNNLanguageModel, build_model
+from rnnlab.models.build import model_settings
 from tests.conftest import CONF
 
 # the registries: every shipped cell and read-out is a YAML file
@@ -24,9 +24,7 @@ BINARY = DataMeta(vocab_size=60, pad_id=0, tokenizer_json="{}", label_names=("ne
 def model_config(overrides: list[str]) -> dict:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
-    config = OmegaConf.to_container(cfg.model, resolve=True)
-    config.pop("pretrained", None)
-    return config
+    return model_settings(cfg.model)[0]
 
 
 def make_model(overrides: list[str], meta: DataMeta = BINARY) -> RecurrentModule:

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from rnnlab.meta import DataMeta
 from rnnlab.models.components.encoder import Encoder
-from rnnlab.models.components.init import INITS, init_recurrent
+from rnnlab.models.components.init import INITS
 from rnnlab.utils.errors import ConfigError, check, check_choice
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,7 @@ class RecurrentModule(LightningModule):
     def init_encoder(self, how: str) -> None:
         """Apply `model.init` to the encoder's recurrent matrices."""
         check_choice("model.init", how, INITS)
-        init_recurrent(self.encoder.recurrent_weights(), how)
-        if hasattr(self.encoder, "reset_forget_bias"):  # identity init zeroed the biases
-            self.encoder.reset_forget_bias()
+        self.encoder.initialise(how)
 
     # -- layer groups: discriminative learning rates and gradual unfreezing -------------------
 

@@ -22,6 +22,13 @@ def build_model(config: DictConfig | dict[str, Any], meta: DataMeta) -> Recurren
     return model
 
 
+def model_settings(config: DictConfig) -> tuple[dict[str, Any], str | None]:
+    """`cfg.model` as a plain dict for `build_model`, and `model.pretrained` apart: an LM
+    checkpoint the train task copies weights from, not a constructor argument."""
+    settings = OmegaConf.to_container(config, resolve=True)
+    return settings, settings.pop("pretrained", None)
+
+
 def model_class(checkpoint: dict[str, Any]) -> type:
     return hydra.utils.get_class(checkpoint["model_config"]["_target_"])
 

@@ -212,15 +212,12 @@ class RNNClassifier(RecurrentModule):
 
     # -- evaluation ----------------------------------------------------------------------------
 
-    def _metric_inputs(self, logits: Tensor) -> Tensor:
-        return logits if self.binary else logits.softmax(-1)
-
     def on_validation_epoch_start(self) -> None:
         self.val_metrics.reset()
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, logits = self._shared_step(batch)
-        self.val_metrics.update(self._metric_inputs(logits), batch["labels"].long())
+        self.val_metrics.update(logits, batch["labels"].long())
         self.log("val/loss", loss, sync_dist=True, batch_size=len(logits))
 
     def on_validation_epoch_end(self) -> None:
@@ -232,7 +229,7 @@ class RNNClassifier(RecurrentModule):
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, logits = self._shared_step(batch)
-        self.test_metrics.update(self._metric_inputs(logits), batch["labels"].long())
+        self.test_metrics.update(logits, batch["labels"].long())
         self.log("test/loss", loss, sync_dist=True, batch_size=len(logits))
 
     def on_test_epoch_end(self) -> None:

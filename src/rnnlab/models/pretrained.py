@@ -35,12 +35,15 @@ def _encoder_settings(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config["encoder"].items() if k != "dropout"}
 
 
-def start_from_language_model(model: RecurrentModule, path: str) -> None:
+def start_from_language_model(
+    model: RecurrentModule, path: str, checkpoint: dict[str, Any] | None = None
+) -> None:
     """Copy the LM's embedding and encoder weights into `model`; everything above stays.
+    `checkpoint`: the one at `path`, when the caller has read it already.
 
     Refuses (ConfigError) a tokenizer other than the LM's, or another encoder or sizes.
     """
-    checkpoint = read_language_model(path)
+    checkpoint = checkpoint or read_language_model(path)
     saved, wanted = checkpoint["model_config"], model.config
     if model.encoder.bidirectional:
         raise ConfigError(

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.callbacks import TokenThroughput
 from rnnlab.models import RecurrentModule, build_model
-from rnnlab.models.build import model_class
+from rnnlab.models.build import model_class, model_settings
 from rnnlab.models.pretrained import read_language_model, start_from_language_model
 from rnnlab.tasks.common import test_metrics, write_metrics
 from rnnlab.utils import (
@@ -82,17 +82,15 @@ def resolve_ckpt_path(
 def build_data_and_model(cfg: DictConfig) -> tuple[Any, RecurrentModule]:
     """The data first: its facts (vocabulary, classes, tokenizer) size the model. A classifier
     started from a language model reads the texts with the LM's tokenizer."""
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    pretrained = model_cfg.pop("pretrained", None)
-    data_kwargs = {}
-    if pretrained:
-        data_kwargs["tokenizer_json"] = read_language_model(pretrained)["meta"]["tokenizer_json"]
+    model_cfg, pretrained = model_settings(cfg.model)
+    lm = read_language_model(pretrained) if pretrained else None
+    data_kwargs = {"tokenizer_json": lm["meta"]["tokenizer_json"]} if lm else {}
     datamodule = hydra.utils.instantiate(cfg.data, **data_kwargs)
     datamodule.prepare_data()
     datamodule.setup("fit")
     model = build_model(model_cfg, datamodule.meta)
-    if pretrained:
-        start_from_language_model(model, pretrained)
+    if lm:
+        start_from_language_model(model, pretrained, lm)
     elif model_cfg.get("gradual_unfreezing"):
         log.warning(
             "model.gradual_unfreezing=true without model.pretrained: the frozen layers are random"

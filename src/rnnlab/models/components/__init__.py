@@ -7,10 +7,10 @@ from rnnlab.models.components.encoder import (
     Encoder,
     GRUEncoder,
     LSTMEncoder,
-    RecurrentWeights,
     RNNEncoder,
     StackedEncoder,
 )
+from rnnlab.models.components.init import RecurrentWeights
 from rnnlab.models.components.readout import (
     ConcatReadout,
     LastReadout,

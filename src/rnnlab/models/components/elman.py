@@ -13,11 +13,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from rnnlab.models.components.encoder import (
-    NONLINEARITIES,
-    RecurrentWeights,
-    StackedEncoder,
-)
+from rnnlab.models.components.encoder import NONLINEARITIES, StackedEncoder
+from rnnlab.models.components.init import RecurrentWeights
 from rnnlab.utils.errors import check_choice
 
 

@@ -17,33 +17,16 @@ import contextlib
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from rnnlab.models.components.init import RecurrentWeights, init_recurrent
 from rnnlab.utils.errors import check, check_choice
 
 # a layer's state (h, or (h, c) for an LSTM); an encoder's state: one per layer
 State = Tensor | tuple | None
 NONLINEARITIES = ("tanh", "relu")
-
-
-@dataclass
-class RecurrentWeights:
-    """One layer's matrices in PyTorch's layout: gate blocks stacked along dim 0."""
-
-    hidden_to_hidden: nn.Parameter  # (gates * H, H)
-    input_to_hidden: nn.Parameter  # (gates * H, input size)
-    biases: list[nn.Parameter]
-
-    @property
-    def hidden_size(self) -> int:
-        return self.hidden_to_hidden.size(1)
-
-    @property
-    def gates(self) -> int:
-        return self.hidden_to_hidden.size(0) // self.hidden_size
 
 
 class Encoder(nn.Module, ABC):
@@ -67,6 +50,11 @@ class Encoder(nn.Module, ABC):
     @abstractmethod
     def recurrent_weights(self) -> list[RecurrentWeights]:
         """Every recurrent layer's matrices, which `model.init` initialises."""
+
+    def initialise(self, how: str) -> None:
+        """`model.init` (rnnlab.models.components.init) on the reported matrices; a cell with
+        settings of its own on top (an LSTM's forget bias) extends this."""
+        init_recurrent(self.recurrent_weights(), how)
 
 
 def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
@@ -141,8 +129,11 @@ class StackedEncoder(Encoder):
         return x, tuple(new_states)
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
-        backward = self.backward_layers or [nn.Identity()] * len(self.forward_layers)
-        return [[*f.parameters(), *b.parameters()] for f, b in zip(self.forward_layers, backward)]
+        """One group per depth, both directions in it."""
+        groups = [list(layer.parameters()) for layer in self.forward_layers]
+        for group, layer in zip(groups, self.backward_layers or ()):
+            group.extend(layer.parameters())
+        return groups
 
     def recurrent_weights(self) -> list[RecurrentWeights]:
         layers = [*self.forward_layers, *(self.backward_layers or ())]
@@ -154,7 +145,22 @@ class StackedEncoder(Encoder):
 
 
 class TorchRNNEncoder(StackedEncoder):
-    """PyTorch's fused kernels (cuDNN on a GPU, oneDNN on a CPU), one layer per depth."""
+    """PyTorch's fused kernels (cuDNN on a GPU, oneDNN on a CPU), one layer per depth; a subclass
+    names the module (`rnn`), and keyword arguments beyond the sizes go to it."""
+
+    rnn: type[nn.RNNBase]
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        **rnn_kwargs: object,
+    ) -> None:
+        layer = functools.partial(self.rnn, batch_first=True, **rnn_kwargs)
+        super().__init__(layer, input_size, hidden_size, num_layers, bidirectional, dropout)
 
     def layer_weights(self, layer: nn.Module) -> RecurrentWeights:
         return RecurrentWeights(
@@ -166,53 +172,33 @@ class RNNEncoder(TorchRNNEncoder):
     """nn.RNN: h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh). `nonlinearity=relu` with
     `model.init=identity` is the IRNN (Le et al. 2015)."""
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        nonlinearity: str = "tanh",
-    ) -> None:
+    rnn = nn.RNN
+
+    def __init__(self, *args: object, nonlinearity: str = "tanh", **kwargs: object) -> None:
         check_choice("model.encoder.nonlinearity", nonlinearity, NONLINEARITIES)
-        layer = functools.partial(nn.RNN, nonlinearity=nonlinearity, batch_first=True)
-        super().__init__(layer, input_size, hidden_size, num_layers, bidirectional, dropout)
+        super().__init__(*args, nonlinearity=nonlinearity, **kwargs)
 
 
 class GRUEncoder(TorchRNNEncoder):
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-    ) -> None:
-        layer = functools.partial(nn.GRU, batch_first=True)
-        super().__init__(layer, input_size, hidden_size, num_layers, bidirectional, dropout)
+    rnn = nn.GRU
 
 
 class LSTMEncoder(TorchRNNEncoder):
     """`forget_bias`: start the forget gate open (Jozefowicz et al. 2015 use 1.0)."""
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        forget_bias: float | None = None,
-    ) -> None:
-        layer = functools.partial(nn.LSTM, batch_first=True)
-        super().__init__(layer, input_size, hidden_size, num_layers, bidirectional, dropout)
-        self.forget_bias = forget_bias
-        self.reset_forget_bias()
+    rnn = nn.LSTM
 
-    def reset_forget_bias(self) -> None:
-        """Gate order i, f, g, o; bias_ih + bias_hh add up, so the value is split across both.
-        The model calls it again after `model.init`, which may have zeroed the biases."""
+    def __init__(self, *args: object, forget_bias: float | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.forget_bias = forget_bias
+        self._set_forget_bias()
+
+    def initialise(self, how: str) -> None:
+        super().initialise(how)
+        self._set_forget_bias()  # `identity` zeroes the biases
+
+    def _set_forget_bias(self) -> None:
+        """Gate order i, f, g, o; bias_ih + bias_hh add up, so the value is split across both."""
         if self.forget_bias is None:
             return
         with torch.no_grad():

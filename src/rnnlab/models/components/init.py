@@ -1,16 +1,34 @@
 """Recurrent weight initialisations: the seed notebook's other remedy for vanishing gradients.
 
-They act on `Encoder.recurrent_weights()`, so they work for any cell that reports its matrices.
+They act on the matrices an encoder reports (`Encoder.recurrent_weights()`), so they work for any
+cell that reports them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from rnnlab.models.components.encoder import RecurrentWeights
-
 INITS = ("default", "orthogonal", "identity")
+
+
+@dataclass
+class RecurrentWeights:
+    """One layer's matrices in PyTorch's layout: gate blocks stacked along dim 0."""
+
+    hidden_to_hidden: nn.Parameter  # (gates * H, H)
+    input_to_hidden: nn.Parameter  # (gates * H, input size)
+    biases: list[nn.Parameter]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.hidden_to_hidden.size(1)
+
+    @property
+    def gates(self) -> int:
+        return self.hidden_to_hidden.size(0) // self.hidden_size
 
 
 def init_recurrent(layers: list[RecurrentWeights], how: str) -> None:
