@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,7 +16,8 @@ import torch
 
 from rnnlab.meta import DataMeta
 from rnnlab.tasks.train import train
-from rnnlab.utils.cli import unknown_group_choice
+from rnnlab.utils import extras
+from rnnlab.utils.cli import group_choice_missing_extra, unknown_group_choice
 from tests.conftest import CONF, ROOT, TINY, compose_cfg, make_reviews
 from tests.models.conftest import make_model
 
@@ -115,6 +119,11 @@ CONFIG_ROWS = [
         "model.readout.attention_size=0: an integer >= 1",
     ),
     (["model.init=xavier"], "model.init='xavier': one of ['default', 'orthogonal', 'identity']"),
+    (["objective.mode=up"], "objective.mode='up': one of ['min', 'max']"),
+    (
+        ["objective.metric=val/loss"],
+        "objective.mode=None: min or max: objective.metric='val/loss' is not the model's own",
+    ),
 ]
 DATA_ROWS = [
     ("does_not_exist", "no such folder"),
@@ -143,11 +152,14 @@ GROUP_ROWS = [
         "model/readout=sum",
         "model/readout='sum': unknown; choose one of attention, concat, last, max, mean",
     ),
-    ("logger=foo", "logger='foo': unknown; choose one of csv, none, tensorboard, wandb"),
+    (
+        "logger=foo",
+        "logger='foo': unknown; choose one of csv, many_loggers, none, tensorboard, wandb",
+    ),
     ("trainer=tpu", "trainer='tpu': unknown; choose one of cpu, ddp, default, gpu"),
     (
         "experiment=nope",
-        "experiment='nope': unknown; choose one of imdb_finetune, imdb_lm, seed_notebook",
+        "experiment='nope': unknown; choose one of imdb_finetune, imdb_lm, simplernn_baseline",
     ),
 ]
 
@@ -205,6 +217,90 @@ def test_bad_checkpoint_gets_one_line(kind, fragment, hub_dir, cache_dir, tmp_pa
 @pytest.mark.parametrize(("arg", "fragment"), GROUP_ROWS, ids=[r[0] for r in GROUP_ROWS])
 def test_unknown_config_group_option_gets_one_line(arg, fragment) -> None:
     assert unknown_group_choice([arg], CONF) == fragment
+
+
+@pytest.mark.parametrize(
+    ("arg", "module", "package", "extra"),
+    [
+        ("hparams_search=imdb_optuna", "optuna", "optuna", "optuna"),
+        (
+            "hydra/launcher=slurm",
+            "hydra_plugins.hydra_submitit_launcher",
+            "hydra-submitit-launcher",
+            "slurm",
+        ),
+    ],
+)
+def test_preset_whose_extra_is_missing_gets_one_line(
+    arg, module, package, extra, monkeypatch
+) -> None:
+    group = arg.partition("=")[0]
+    monkeypatch.setitem(
+        extras.GROUP_EXTRAS, group, (((f"{module}_not_installed", package),), extra)
+    )
+    assert group_choice_missing_extra(["model=gru", arg]) == (
+        f'{arg} needs {package}: pip install -e ".[{extra}]"'
+    )
+    assert group_choice_missing_extra([f"{group}=null"]) is None
+
+
+def test_installed_extras_pass() -> None:
+    assert (
+        group_choice_missing_extra(["hparams_search=imdb_optuna", "hydra/launcher=slurm"]) is None
+    )
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_no_hub_and_no_local_copy_fails_fast_in_one_line(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("IMDB_DIR", "HF_HUB_OFFLINE")}
+    env["HF_ENDPOINT"] = f"http://127.0.0.1:{_closed_port()}"
+    start = time.perf_counter()
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert time.perf_counter() - start < 30  # the Hub's own retries take about 30 s more
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: data.path='stanfordnlp/imdb': the Hugging Face Hub cannot be reached and no local "
+        "copy was given; set data.path=<folder> (data=imdb reads IMDB_DIR=<folder>, data=sst2 "
+        "SST2_DIR)"
+    )
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("script", "fragment"),
+    [
+        ("eval.py", "pass ckpt_path=<run>/checkpoints/best.ckpt"),
+        ("generate.py", "pass ckpt_path=<lm run>/checkpoints/best.ckpt"),
+        ("predict.py", "pass ckpt_path=<run>/checkpoints/best.ckpt"),
+    ],
+)
+def test_entry_point_without_checkpoint_gets_one_line(script, fragment, tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / script), f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: ckpt_path=None: required; {fragment}"
 
 
 def test_command_line_error_is_one_line_without_traceback(tmp_path) -> None:

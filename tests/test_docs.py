@@ -1,0 +1,201 @@
+"""The README and docs/ as a link graph: every relative link and image resolves (to a file, and
+for `#anchor` to a heading of it), every docs page is reachable from README.md, the README stays
+short, and no line carries development history (commit hashes, issue numbers)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+PAGES = sorted([README, *DOCS.rglob("*.md")])
+DOC_PAGES = sorted(DOCS.rglob("*.md"))
+MAX_README_LINES = 250
+HISTORY = re.compile(r"issue [0-9]|\b[0-9a-f]{7,40}\b", re.IGNORECASE)
+
+FENCE = re.compile(r"^\s*(```|~~~)")
+# [text](target) and ![alt](target); the target ends at whitespace or the closing parenthesis
+INLINE_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+REFERENCE_DEF = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)")
+HTML_LINK = re.compile(r"""<(?:a|img)\s[^>]*?(?:href|src)\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+INLINE_CODE = re.compile(r"`+[^`]*`+")
+HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
+
+
+def _rel(path: Path) -> str:
+    path = path.resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
+def prose_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) outside fenced code blocks."""
+    lines, in_fence = [], False
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if FENCE.match(line):
+            in_fence = not in_fence
+            continue
+        if not in_fence:
+            lines.append((number, line))
+    return lines
+
+
+def links(path: Path) -> list[tuple[int, str]]:
+    """Every link target in the page's prose (not in code spans or fenced blocks)."""
+    found = []
+    for number, line in prose_lines(path):
+        text = INLINE_CODE.sub("", line)
+        for pattern in (INLINE_LINK, REFERENCE_DEF, HTML_LINK):
+            found.extend((number, m.group(1)) for m in pattern.finditer(text))
+    return found
+
+
+def is_external(target: str) -> bool:
+    return bool(re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE)) or target.startswith("//")
+
+
+def github_slug(heading: str) -> str:
+    """GitHub's anchor for a heading: markup dropped, lowercase, punctuation but '-' and '_'
+    removed, spaces to '-'."""
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link keeps its text
+    text = re.sub(r"<[^>]+>", "", text)  # inline HTML
+    text = text.strip().lower()
+    kept = []
+    for char in text:
+        category = unicodedata.category(char)
+        if char in "-_ " or category[0] in "LN" or category == "Mn":
+            kept.append(char)
+    return "".join(kept).replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    """The anchors of a page's headings; repeated headings get -1, -2, ... as on GitHub."""
+    seen: dict[str, int] = {}
+    result = set()
+    for _, line in prose_lines(path):
+        match = HEADING.match(line)
+        if not match:
+            continue
+        slug = github_slug(match.group(2))
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        result.add(slug if count == 0 else f"{slug}-{count}")
+    return result
+
+
+def resolve(page: Path, target: str) -> tuple[Path, str | None]:
+    """The file a relative link points to and its anchor (None when it has none)."""
+    target, _, fragment = target.partition("#")
+    file = (page.parent / unquote(target)).resolve() if target else page
+    return file, (unquote(fragment) if fragment else None)
+
+
+def broken_links(page: Path) -> list[str]:
+    problems = []
+    for number, target in links(page):
+        if is_external(target):
+            continue
+        file, fragment = resolve(page, target)
+        where = f"{_rel(page)}:{number}: {target}"
+        if not file.exists():
+            problems.append(f"{where}: no such file")
+        elif fragment is not None:
+            if file.suffix != ".md":
+                problems.append(f"{where}: an anchor into a file that is not Markdown")
+            elif fragment not in anchors(file):
+                problems.append(f"{where}: no heading #{fragment} in {_rel(file)}")
+    return problems
+
+
+def reachable_from(start: Path) -> set[Path]:
+    """Markdown pages reachable from `start` by following relative links."""
+    seen, todo = {start.resolve()}, [start.resolve()]
+    while todo:
+        page = todo.pop()
+        for _, target in links(page):
+            if is_external(target):
+                continue
+            file, _ = resolve(page, target)
+            if file.suffix == ".md" and file.is_file() and file not in seen:
+                seen.add(file)
+                todo.append(file)
+    return seen
+
+
+def test_pages_found() -> None:
+    assert README.is_file()
+    assert DOC_PAGES, "docs/ holds no Markdown pages"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_rel)
+def test_relative_links_resolve(page: Path) -> None:
+    problems = broken_links(page)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("page", DOC_PAGES, ids=_rel)
+def test_docs_page_reachable_from_readme(page: Path) -> None:
+    assert page.resolve() in reachable_from(README), f"{_rel(page)}: no link path from README.md"
+
+
+def test_readme_is_short() -> None:
+    count = len(README.read_text(encoding="utf-8").splitlines())
+    assert count <= MAX_README_LINES, f"README.md has {count} lines (at most {MAX_README_LINES})"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_rel)
+def test_no_history(page: Path) -> None:
+    hits = [
+        f"{_rel(page)}:{number}: {line.strip()}"
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), start=1)
+        if HISTORY.search(line)
+    ]
+    assert not hits, "commit hashes or issue numbers belong in CHANGELOG.md:\n" + "\n".join(hits)
+
+
+# -- the checker itself ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("heading", "slug"),
+    [
+        ("Truncated BPTT", "truncated-bptt"),
+        (
+            "The SimpleRNN baseline: `experiment=simplernn_baseline`",
+            "the-simplernn-baseline-experimentsimplernn_baseline",
+        ),
+        ("Long-range memory on IMDB: cell x `max_len`", "long-range-memory-on-imdb-cell-x-max_len"),
+        ("Results (real IMDB, this CPU)", "results-real-imdb-this-cpu"),
+        ("`train.yaml`: top-level keys", "trainyaml-top-level-keys"),
+    ],
+)
+def test_github_slug(heading: str, slug: str) -> None:
+    assert github_slug(heading) == slug
+
+
+def test_checker_catches_broken_links(tmp_path: Path) -> None:
+    (tmp_path / "other.md").write_text("# Other page\n\n## A section\n", encoding="utf-8")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Page\n\n"
+        "[fine](other.md#a-section) [missing](nowhere.md) [bad anchor](other.md#no-such)\n"
+        "![missing image](img/none.png) [self](#page) [own bad](#nope)\n"
+        "[web](https://example.com/x.md) `[in code](nowhere.md)`\n\n"
+        "```\n[in a fence](nowhere.md)\n```\n",
+        encoding="utf-8",
+    )
+    problems = broken_links(page)
+    assert len(problems) == 4, problems
+    for target in ("nowhere.md", "#no-such", "img/none.png", "#nope"):
+        assert any(target in p for p in problems), (target, problems)
+
+
+def test_history_pattern() -> None:
+    assert HISTORY.search("fixed in bcbb135")
+    assert HISTORY.search("see issue 7")
+    assert not HISTORY.search("rnnlab 0.2.0, 2026-11-26: 88.65% (2,572,481 parameters)")
