@@ -5,13 +5,17 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from rnnlab.search import run_search
 from rnnlab.tasks.train import train
 from rnnlab.utils.cli import exit_on_unknown_group_choice
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    return train(cfg).get("val/acc_best")
+    """The best value of the objective (cfg.objective, filled from the model's own)."""
+    if cfg.get("search"):  # hparams_search=...: trials of train in this process
+        return run_search(cfg, train)
+    return train(cfg).get(f"{cfg.objective.metric}_best")
 
 
 if __name__ == "__main__":

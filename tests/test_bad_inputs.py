@@ -147,10 +147,13 @@ CKPT_ROWS = [
     ("last_without_run", "ckpt_path='last'"),
 ]
 GROUP_ROWS = [
-    ("model=transformer", "model='transformer': unknown; choose one of elman, gru, lstm, rnn"),
+    (
+        "model=transformer",
+        "model='transformer': unknown; choose one of elman, gru, irnn, lstm, rnn, rnn_orthogonal",
+    ),
     (
         "model/readout=sum",
-        "model/readout='sum': unknown; choose one of attention, concat, last, max, mean",
+        "model/readout='sum': unknown; choose one of attention, concat, last, max, mean, step",
     ),
     (
         "logger=foo",
@@ -159,7 +162,7 @@ GROUP_ROWS = [
     ("trainer=tpu", "trainer='tpu': unknown; choose one of cpu, ddp, default, gpu"),
     (
         "experiment=nope",
-        "experiment='nope': unknown; choose one of imdb_finetune, imdb_lm, simplernn_baseline",
+        "experiment='nope': unknown; choose one of imdb_fast, imdb_finetune, imdb_lm, simplernn_baseline",
     ),
 ]
 
@@ -314,7 +317,7 @@ def test_command_line_error_is_one_line_without_traceback(tmp_path) -> None:
     assert result.returncode == 2
     assert (
         result.stderr.strip()
-        == "error: model='transformer': unknown; choose one of elman, gru, lstm, rnn"
+        == "error: model='transformer': unknown; choose one of elman, gru, irnn, lstm, rnn, rnn_orthogonal"
     )
     assert not (tmp_path / "logs").exists()
 

@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> None:
             points = [p for p in points if p[0] <= args.max_distance]
         ax.plot(*zip(*points), label=f"{label} (step {step})", linewidth=1.2)
     ax.set_yscale("log")
-    ax.set_xlabel("distance from the review's last token (steps)")
-    ax.set_ylabel("||dL/dx_t||, mean over 32 validation reviews")
+    ax.set_xlabel("distance from the last input step (steps)")
+    ax.set_ylabel("||dL/dx_t||, mean over 32 validation sequences")
     ax.legend(fontsize=8)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")

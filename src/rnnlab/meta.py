@@ -10,13 +10,16 @@ from typing import Any
 @dataclass(frozen=True)
 class DataMeta:
     """`data_config` is the data module's own config (with `_target_`), so `eval.py` can rebuild
-    the very data module a checkpoint was trained on. `label_names` is empty for a language model."""
+    the very data module a checkpoint was trained on. `label_names` names the classes a model
+    predicts (a copy task's symbols); it is empty for a language model and a regression.
+    `input_size`: features per step of vector inputs (the adding task); 0 for token ids."""
 
     vocab_size: int
     pad_id: int
     tokenizer_json: str
     label_names: tuple[str, ...] = ()
     data_config: dict[str, Any] = field(default_factory=dict)
+    input_size: int = 0
 
     @property
     def num_classes(self) -> int:

@@ -1,6 +1,11 @@
-"""Turn finished runs into the sweep's answer: a table and two plots.
+"""Turn finished runs into the sweep's answer: tables and plots.
 
 python -m rnnlab.report logs/sweeps/memory --out logs/sweeps/memory/report
+
+Text classification runs give a table of every run and test accuracy against max_len and the
+hidden size. Adding-task runs (data=adding, e.g. sweeps/long_range.yaml) give test MSE against
+the sequence length T, a line per cell with the baseline marked, a table of which cell solved
+which T, and ||dL/dx_t|| against the distance from the end for every cell at one T.
 
 Runs are found anywhere under the given folders: Hydra run directories (metrics.json next to
 .hydra/config.yaml; from train.py, the sweep runner or a multirun) and offline wandb runs
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.utils import get_class
 from rich.console import Console
 from rich.table import Table
 
@@ -38,14 +44,33 @@ COLUMNS = [
     ("trainable_params", "parameters"),
     ("run", "run"),
 ]
+# the adding task's table, one row per run (the CSV keys)
+ADDING_KEYS = ("cell", "seq_len", "test_mse", "solved", "val_mse_best", "train_time_s", "run")
+# always answering 1.0, the adding target's mean: E[(X + Y - 1)^2] = 2 Var(U[0, 1]) = 1/6
+ADDING_BASELINE = 1 / 6
 console = Console()
 
 
+def _classifies(model: dict[str, Any]) -> bool:
+    """A text classifier's run: a read-out and a classification task (the default)."""
+    from rnnlab.models.components import Classification
+
+    task = model.get("task") or {"_target_": "rnnlab.models.components.Classification"}
+    return "readout" in model and issubclass(get_class(task["_target_"]), Classification)
+
+
+def _is_adding(config: dict[str, Any]) -> bool:
+    from rnnlab.data import AddingDataModule
+
+    target = (config.get("data") or {}).get("_target_")
+    return bool(target) and issubclass(get_class(target), AddingDataModule)
+
+
 def _row(run: str, config: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any] | None:
-    """One table row; None for runs that trained no classifier (e.g. eval runs)."""
+    """One table row; None for runs that trained no text classifier (e.g. eval runs)."""
     model, data = config.get("model"), config.get("data") or {}
     encoder = model.get("encoder") if isinstance(model, dict) else None
-    if not isinstance(encoder, dict) or "readout" not in model:
+    if not isinstance(encoder, dict) or not _classifies(model):
         return None
     return {
         "cell": cell_name(encoder),
@@ -62,6 +87,37 @@ def _row(run: str, config: dict[str, Any], metrics: dict[str, Any]) -> dict[str,
 def cell_name(encoder: dict[str, Any]) -> str:
     """`LSTMEncoder` -> `lstm`: the run's encoder class, as the model preset names it."""
     return encoder["_target_"].rsplit(".", 1)[-1].removesuffix("Encoder").lower()
+
+
+def cell_label(model: dict[str, Any]) -> str:
+    """The cell and what sets the run's variant apart from its defaults: `lstm`,
+    `rnn, orthogonal init`, `rnn relu, identity init` (the IRNN)."""
+    encoder = model["encoder"]
+    label = cell_name(encoder)
+    if encoder.get("nonlinearity", "tanh") != "tanh":
+        label += f" {encoder['nonlinearity']}"
+    if model.get("init", "default") != "default":
+        label += f", {model['init']} init"
+    return label
+
+
+def _adding_row(
+    run: str, run_dir: Path | None, config: dict[str, Any], metrics: dict[str, Any]
+) -> dict[str, Any] | None:
+    """One adding-task run; None for other runs."""
+    if not _is_adding(config) or not isinstance((config.get("model") or {}).get("encoder"), dict):
+        return None
+    return {
+        "cell": cell_label(config["model"]),
+        "seq_len": config["data"].get("seq_len"),
+        "test_mse": metrics.get("test/mse"),
+        "solved": metrics.get("test/solved"),
+        "val_mse_best": metrics.get("val/mse_best"),
+        "train_time_s": metrics.get("train_time_s"),
+        "run": run,
+        "run_dir": run_dir,
+        "solved_below": (config["model"].get("task") or {}).get("solved_below"),
+    }
 
 
 def _wandb_records(path: Path) -> Iterator[bytes]:
@@ -105,9 +161,12 @@ def read_wandb_run(path: Path) -> tuple[dict[str, Any], dict[str, Any], bool]:
     return config, summary, finished
 
 
-def collect(roots: list[Path]) -> list[dict[str, Any]]:
-    """A row per finished run under `roots`, each run once."""
-    rows, seen = [], set()
+def finished_runs(
+    roots: list[Path],
+) -> Iterator[tuple[str, Path | None, dict[str, Any], dict[str, Any]]]:
+    """(run name, run directory or None for a wandb-only run, config, metrics) of every finished
+    run under `roots`, each run once."""
+    seen: set[Path] = set()
     for root in roots:
         for metrics_file in sorted(root.rglob("metrics.json")):
             run_dir = metrics_file.parent
@@ -117,15 +176,19 @@ def collect(roots: list[Path]) -> list[dict[str, Any]]:
             seen.add(run_dir)
             config = yaml.safe_load(config_file.read_text())
             run = str(run_dir.relative_to(root)) if run_dir != root else run_dir.name
-            row = _row(run, config, json.loads(metrics_file.read_text()))
-            rows += [row] if row else []
+            yield run, run_dir, config, json.loads(metrics_file.read_text())
         for wandb_file in sorted(root.rglob("wandb/*run-*/run-*.wandb")):
             if any(d in seen for d in wandb_file.parents):
                 continue  # its run directory's metrics.json already counted
             config, summary, finished = read_wandb_run(wandb_file)
-            run = str(wandb_file.parent.relative_to(root))
-            row = _row(run, config, summary) if finished else None
-            rows += [row] if row else []
+            if finished:
+                yield str(wandb_file.parent.relative_to(root)), None, config, summary
+
+
+def collect(roots: list[Path]) -> list[dict[str, Any]]:
+    """A row per finished text-classification run under `roots`, each run once."""
+    runs = finished_runs(roots)
+    rows = [row for run, _, config, metrics in runs if (row := _row(run, config, metrics))]
     return sorted(
         rows,
         key=lambda r: (
@@ -193,6 +256,163 @@ def plot(rows: list[dict[str, Any]], x: str, label: str, path: Path) -> None:
     plt.close(fig)
 
 
+def collect_adding(roots: list[Path]) -> list[dict[str, Any]]:
+    """A row per finished adding-task run under `roots`, by cell then T."""
+    runs = finished_runs(roots)
+    rows = [row for r in runs if (row := _adding_row(*r))]
+    return sorted(rows, key=lambda r: (r["cell"], r["seq_len"] or 0, r["run"]))
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _by_cell_and_length(rows: list[dict[str, Any]], key: str) -> dict[str, dict[int, list[float]]]:
+    points: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["seq_len"] is not None and r[key] is not None:
+            points[r["cell"]][r["seq_len"]].append(r[key])
+    return points
+
+
+def write_adding_tables(rows: list[dict[str, Any]], out: Path) -> None:
+    """adding_runs.csv: every run; adding_solved.md: a cell per row, a T per column, the test
+    MSE with a check mark where it is below the solved threshold (runs sharing a point are
+    averaged, the mark then says how many solved)."""
+    with (out / "adding_runs.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=ADDING_KEYS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    mse = _by_cell_and_length(rows, "test_mse")
+    solved = _by_cell_and_length(rows, "solved")
+    lengths = sorted({t for by_t in mse.values() for t in by_t})
+
+    def entry(cell: str, t: int) -> str:
+        if t not in mse[cell]:
+            return ""
+        marks = solved[cell].get(t, [])
+        hits = sum(m >= 1 for m in marks)
+        mark = "" if not hits else " ✓" if hits == len(marks) else f" ✓ {hits}/{len(marks)}"
+        return f"{_mean(mse[cell][t]):.4f}{mark}"
+
+    lines = [
+        f"Test MSE of the adding task by sequence length T (baseline {ADDING_BASELINE:.3f}: "
+        "always answering 1.0; ✓: solved, test MSE < the task's threshold)",
+        "",
+        "| cell | " + " | ".join(f"T={t}" for t in lengths) + " |",
+        "|---|" + "--:|" * len(lengths),
+        *(f"| {cell} | " + " | ".join(entry(cell, t) for t in lengths) + " |" for cell in mse),
+    ]
+    (out / "adding_solved.md").write_text("\n".join(lines) + "\n")
+    table = Table(title=f"adding task: test MSE by T ({len(rows)} runs)")
+    table.add_column("cell")
+    for t in lengths:
+        table.add_column(f"T={t}", justify="right")
+    for cell in mse:
+        table.add_row(cell, *(entry(cell, t) for t in lengths))
+    console.print(table)
+
+
+def plot_adding(rows: list[dict[str, Any]], path: Path) -> None:
+    """Test MSE against T, a line per cell, the baseline and the solved threshold marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = _by_cell_and_length(rows, "test_mse")
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for cell, by_t in sorted(points.items()):
+        ts = sorted(by_t)
+        ax.plot(ts, [_mean(by_t[t]) for t in ts], marker="o", label=cell)
+    ax.axhline(ADDING_BASELINE, color="grey", linestyle="--", linewidth=1)
+    ax.annotate(
+        f"baseline {ADDING_BASELINE:.3f} (always 1.0)",
+        (0.01, ADDING_BASELINE),
+        xycoords=("axes fraction", "data"),
+        va="bottom",
+        fontsize=8,
+        color="grey",
+    )
+    for threshold in {r["solved_below"] for r in rows if r["solved_below"] is not None}:
+        ax.axhline(threshold, color="green", linestyle=":", linewidth=1)
+        ax.annotate(
+            f"solved below {threshold:g}",
+            (0.01, threshold),
+            xycoords=("axes fraction", "data"),
+            va="top",
+            fontsize=8,
+            color="green",
+        )
+    ax.set_yscale("log")
+    ax.set_xticks(sorted({t for by_t in points.values() for t in by_t}))
+    ax.set_xlabel("sequence length T")
+    ax.set_ylabel("test MSE")
+    ax.set_title("adding task: test MSE vs sequence length")
+    ax.grid(alpha=0.3)
+    ax.legend(title="cell", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_gradient_flow(rows: list[dict[str, Any]], seq_len: int, path: Path) -> bool:
+    """||dL/dx_t|| against the distance from the end, a line per cell, for the runs at T =
+    `seq_len`: at initialisation (left) and at the end of training (right). False when no such
+    run kept the GradientFlow callback's data."""
+    from rnnlab.gradflow_plot import read_curve
+
+    runs = [
+        r
+        for r in rows
+        if r["seq_len"] == seq_len
+        and r["run_dir"] is not None
+        and (r["run_dir"] / "gradient_flow" / "gradient_flow.csv").is_file()
+    ]
+    if not runs:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, which, title in zip(axes, ("first", "last"), ("at initialisation", "after training")):
+        for r in runs:
+            step, curve = read_curve(r["run_dir"], which)
+            ax.plot(*zip(*curve), label=f"{r['cell']} (step {step})", linewidth=1.2)
+        ax.set_yscale("log")
+        ax.set_xlabel("distance from the last step")
+        ax.set_title(f"T={seq_len}, {title}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("||dL/dx_t||, mean over the validation batch")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def report_adding(rows: list[dict[str, Any]], out: Path, seq_len: int | None) -> list[str]:
+    """The adding-task outputs; `seq_len`: the T of the gradient-flow figure (default: the
+    longest T that every cell ran). Returns the files written."""
+    write_adding_tables(rows, out)
+    plot_adding(rows, out / "adding_mse_vs_T.png")
+    written = ["adding_runs.csv", "adding_solved.md", "adding_mse_vs_T.png"]
+    if seq_len is None:
+        cells = {r["cell"] for r in rows}
+        shared = [
+            t
+            for t in {r["seq_len"] for r in rows}
+            if t is not None and cells == {r["cell"] for r in rows if r["seq_len"] == t}
+        ]
+        seq_len = max(shared, default=None)
+    name = f"adding_gradient_flow_T{seq_len}.png"
+    if seq_len is not None and plot_gradient_flow(rows, seq_len, out / name):
+        written.append(name)
+    return written
+
+
 @task_wrapper
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(
@@ -201,24 +421,35 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     )
     parser.add_argument("dirs", nargs="+", type=Path, help="sweep, multirun or run folders")
     parser.add_argument("--out", type=Path, required=True, help="where the report goes")
+    parser.add_argument(
+        "--gradient-flow-T",
+        type=int,
+        default=None,
+        help="adding task: the T whose runs the gradient-flow figure compares "
+        "(default: the longest T every cell ran)",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     for d in args.dirs:
         if not d.is_dir():
             raise ConfigError(f"{d}: no such folder")
     rows = collect(args.dirs)
-    if not rows:
+    adding = collect_adding(args.dirs)
+    if not rows and not adding:
         raise ConfigError(
             f"no finished runs under {' '.join(map(str, args.dirs))} "
             "(looked for metrics.json + .hydra/config.yaml and offline wandb runs)"
         )
     args.out.mkdir(parents=True, exist_ok=True)
-    write_tables(rows, args.out)
-    plot(rows, "max_len", "max_len (tokens)", args.out / "acc_vs_max_len.png")
-    plot(rows, "hidden_size", "hidden size", args.out / "acc_vs_hidden_size.png")
-    console.print(
-        f"report: {args.out}/runs.md, runs.csv, acc_vs_max_len.png, acc_vs_hidden_size.png"
-    )
-    return rows
+    written = []
+    if rows:
+        write_tables(rows, args.out)
+        plot(rows, "max_len", "max_len (tokens)", args.out / "acc_vs_max_len.png")
+        plot(rows, "hidden_size", "hidden size", args.out / "acc_vs_hidden_size.png")
+        written += ["runs.md", "runs.csv", "acc_vs_max_len.png", "acc_vs_hidden_size.png"]
+    if adding:
+        written += report_adding(adding, args.out, args.gradient_flow_T)
+    console.print(f"report: {args.out}/" + ", ".join(written))
+    return rows + adding
 
 
 if __name__ == "__main__":

@@ -30,9 +30,12 @@ from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_com
 from wandb.sdk.lib.runid import generate_id
 
 from rnnlab.utils.errors import ConfigError
+from rnnlab.utils.extras import importable, install_hint
 from rnnlab.utils.overrides import quote_override_value
 from rnnlab.utils.task import task_wrapper
 
+if not importable("sweeps"):  # an optional extra; this module is the feature that needs it
+    sys.exit(f"error: {install_hint('python -m rnnlab.sweep', 'sweeps', 'sweeps')}")
 # sweeps 0.2 declares pydantic-v1 model options; pydantic 2 warns once per model at import
 warnings.filterwarnings("ignore", message="Valid config keys have changed in V2")
 from sweeps import (  # noqa: E402

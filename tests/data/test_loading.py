@@ -1,5 +1,7 @@
+import socket
 from pathlib import Path
 
+import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -52,12 +54,23 @@ def test_an_unreachable_hub_is_one_line_saying_how_to_use_a_local_copy(monkeypat
     def offline(*args, **kwargs):
         raise ConnectionError("Couldn't reach 'stanfordnlp/sst2' on the Hub (OfflineModeIsEnabled)")
 
-    monkeypatch.setattr(loading_module.datasets, "load_dataset", offline)
+    monkeypatch.setattr(loading_module, "hub_reachable", lambda: True)  # the Hub fails later
+    monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(
         ConfigError, match=r"^data\.path='sst2': .*cannot be reached.*local copy"
     ) as err:
         load_source("sst2")
     assert "\n" not in str(err.value)
+
+
+def test_a_closed_hub_endpoint_is_refused_before_datasets_tries_it(monkeypatch) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(ConfigError, match=r"^data\.path='sst2': the Hugging Face Hub cannot be"):
+        load_source("sst2")
 
 
 def test_folder_without_test_split_is_refused(tmp_path: Path) -> None:

@@ -4,20 +4,49 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.utils import get_class
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from rnnlab.meta import DataMeta
-from rnnlab.models import RecurrentModule, RNNClassifier, RNNLanguageModel, build_model
+from rnnlab.models import RecurrentModule, RNNClassifier, RNNLanguageModel, build_model, components
 from rnnlab.models.build import model_settings
+from rnnlab.models.components import Task
 from tests.conftest import CONF
 
-# the registries: every shipped cell and read-out is a YAML file
-ENCODERS = sorted(p.stem for p in (CONF / "model").glob("*.yaml") if "encoder:" in p.read_text())
-READOUTS = sorted(p.stem for p in (CONF / "model" / "readout").glob("*.yaml"))
+# the registries: every shipped cell, read-out and task is a YAML file or a Task class
+_MODEL_PRESETS = {p.stem: OmegaConf.load(p) for p in (CONF / "model").glob("*.yaml")}
+# a cell names its encoder class; a variant sets up a cell of another preset (irnn: rnn)
+ENCODERS = sorted(n for n, c in _MODEL_PRESETS.items() if "_target_" in c.get("encoder", {}))
+VARIANTS = sorted(
+    n
+    for n, c in _MODEL_PRESETS.items()
+    if n not in ENCODERS and set(c.get("defaults", [])) & set(ENCODERS)
+)
+
+
+def _readout_class(name: str) -> type:
+    return get_class(OmegaConf.load(CONF / "model" / "readout" / f"{name}.yaml")._target_)
+
+
+_ALL_READOUTS = sorted(p.stem for p in (CONF / "model" / "readout").glob("*.yaml"))
+# one vector per sequence (what a classifier reads) | one per step (per-step tasks)
+READOUTS = [name for name in _ALL_READOUTS if not _readout_class(name).per_step]
+STEP_READOUTS = [name for name in _ALL_READOUTS if _readout_class(name).per_step]
+# every concrete task component the package exports
+TASKS = sorted(
+    (
+        cls
+        for cls in vars(components).values()
+        if isinstance(cls, type) and issubclass(cls, Task) and not inspect.isabstract(cls)
+    ),
+    key=lambda cls: cls.__name__,
+)
 BINARY = DataMeta(vocab_size=60, pad_id=0, tokenizer_json="{}", label_names=("neg", "pos"))
 
 

@@ -19,8 +19,9 @@ from rnnlab.utils.io import atomic_write_bytes, atomic_write_text
 
 
 def gradient_per_step(model: LightningModule, batch: dict[str, Tensor]) -> Tensor:
-    """Mean over the batch of ||dL/dx_t||, indexed by distance from each review's last token."""
-    ids = batch["input_ids"].to(model.device)
+    """Mean over the batch of ||dL/dx_t||, indexed by distance from each sequence's last step.
+    x_t is the input layer's output: a token's embedding or a projected input vector."""
+    ids = model.inputs(batch).to(model.device)
     lengths = batch["lengths"].to(model.device)
     labels = batch["labels"].to(model.device)
     was_training = model.training
@@ -112,7 +113,7 @@ class GradientFlow(Callback):
             points = [(d, v) for s, d, v in rows if s == step and v > 0]
             ax.plot(*zip(*points), color=colour, label=f"step {step}", linewidth=1)
         ax.set_yscale("log")
-        ax.set_xlabel("distance from the review's last token (steps)")
+        ax.set_xlabel("distance from the last input step (steps)")
         ax.set_ylabel("||dL/dx_t||")
         ax.set_title(title)
         if len(steps) <= 8:

@@ -1,9 +1,11 @@
 """Real (non-padding) training tokens per second, shown in the progress bar, and on a GPU its
-utilisation as NVML reports it (the share of time a kernel ran, over NVML's sampling period)."""
+utilisation as NVML reports it (the share of time a kernel ran, over NVML's sampling period).
+Also the start-up: seconds from the process's start to its first training batch."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import time
 from typing import Any
@@ -21,6 +23,13 @@ class TokenThroughput(Callback):
         self.utilisation: list[float] = []
         self._last: float | None = None
         self._seen = 0
+        self.startup_s: float | None = None
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.startup_s is None:
+            self.startup_s = process_age_s()
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._last, self._seen = None, 0
@@ -53,3 +62,16 @@ class TokenThroughput(Callback):
     @property
     def median_utilisation(self) -> float | None:
         return statistics.median(self.utilisation) if self.utilisation else None
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (interpreter start-up and imports included), from
+    Linux's /proc; None elsewhere."""
+    try:
+        with open(f"/proc/{os.getpid()}/stat") as f:
+            started_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return uptime - started_ticks / os.sysconf("SC_CLK_TCK")

@@ -1,5 +1,12 @@
 from rnnlab.data.datamodule import TextClassificationDataModule
 from rnnlab.data.lm import LanguageModelDataModule
 from rnnlab.data.sampler import BucketBatchSampler
+from rnnlab.data.synthetic import AddingDataModule, CopyDataModule
 
-__all__ = ["BucketBatchSampler", "LanguageModelDataModule", "TextClassificationDataModule"]
+__all__ = [
+    "AddingDataModule",
+    "BucketBatchSampler",
+    "CopyDataModule",
+    "LanguageModelDataModule",
+    "TextClassificationDataModule",
+]

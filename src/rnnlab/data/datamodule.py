@@ -4,15 +4,13 @@ split, tokenize once (cached), serve bucketed batches."""
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import torch
-from datasets import DatasetDict, Features, Sequence, Value
 from torch.utils.data import DataLoader
 
 from rnnlab.data.base import TextDataModule, check_counts
-from rnnlab.data.cache import load_or_rebuild
+from rnnlab.data.cache import load_or_rebuild, read_arrow_folder
 from rnnlab.data.dataset import TRUNCATION_SIDES, EncodedReviews, pad_collate
 from rnnlab.data.loading import (
     classifier_split,
@@ -24,6 +22,9 @@ from rnnlab.data.loading import (
 from rnnlab.data.sampler import BucketBatchSampler
 from rnnlab.data.tokenizer import KINDS, PUNCTUATION
 from rnnlab.utils.errors import ConfigError, check, check_choice
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
 
 CACHE_FORMAT = 2
 SPLITS = ("train", "val", "test")
@@ -126,6 +127,8 @@ class TextClassificationDataModule(TextDataModule):
             keys[hp.val_split] = "data.val_split"
         raw = load_source(hp.path, hp.name)
         found, names = text_splits(raw, keys, hp.text_column, hp.label_column, hp.num_classes)
+        from datasets import DatasetDict  # only when building the cache: a slow import
+
         if hp.val_split is None:
             train, val = classifier_split(found[hp.train_split], hp.val_fraction, hp.seed)
         else:
@@ -135,6 +138,8 @@ class TextClassificationDataModule(TextDataModule):
     def prepare_data(self) -> None:
         if (self.cache_path / "meta.json").is_file():
             return
+        from datasets import Features, Sequence, Value
+
         splits, names = self.raw_splits()
         tokenizer = self._tokenizer(
             splits["train"]["text"],
@@ -176,7 +181,7 @@ class TextClassificationDataModule(TextDataModule):
         meta = self._read_cache_meta()
         splits = {}
         for name in SPLITS:
-            table = datasets.load_from_disk(str(self.cache_path / name)).data.table
+            table = read_arrow_folder(self.cache_path / name)
             splits[name] = EncodedReviews.from_arrow(
                 table, self.hparams.max_len, self.hparams.truncation
             )

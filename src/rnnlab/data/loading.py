@@ -6,15 +6,18 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 from collections.abc import Mapping
 from pathlib import Path
-
-import datasets
-from datasets import ClassLabel, Dataset, DatasetDict
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from rnnlab.utils.errors import ConfigError
 
-ACL_LABELS = ClassLabel(names=["neg", "pos"])
+if TYPE_CHECKING:  # `datasets` is imported where it is used: a cached start never needs it
+    from datasets import Dataset, DatasetDict
+
+ACL_NAMES = ["neg", "pos"]
 ACL_SPLITS = {"train": ("neg", "pos"), "test": ("neg", "pos"), "unsupervised": ("unsup",)}
 LOCAL_HINT = (
     "set data.path to a local copy: a Hub-layout folder (what `datasets.load_dataset(folder)` "
@@ -31,6 +34,9 @@ def _acl_root(path: Path) -> Path | None:
 
 def _read_acl(root: Path) -> DatasetDict:
     """Build the same DatasetDict the Hub gives from the Stanford tarball's text files."""
+    import datasets
+
+    labels_feature = datasets.ClassLabel(names=ACL_NAMES)
     splits = {}
     for split, folders in ACL_SPLITS.items():
         folder = "train" if split == "unsupervised" else split
@@ -39,17 +45,19 @@ def _read_acl(root: Path) -> DatasetDict:
             directory = root / folder / name
             if not directory.is_dir():
                 continue
-            label = -1 if name == "unsup" else ACL_LABELS.str2int(name)
+            label = -1 if name == "unsup" else labels_feature.str2int(name)
             for file in sorted(directory.glob("*.txt")):
                 texts.append(file.read_text(encoding="utf-8", errors="replace"))
                 labels.append(label)
         if texts:
             features = datasets.Features(
                 text=datasets.Value("string"),
-                label=ACL_LABELS if split != "unsupervised" else datasets.Value("int64"),
+                label=labels_feature if split != "unsupervised" else datasets.Value("int64"),
             )
-            splits[split] = Dataset.from_dict({"text": texts, "label": labels}, features=features)
-    return DatasetDict(splits)
+            splits[split] = datasets.Dataset.from_dict(
+                {"text": texts, "label": labels}, features=features
+            )
+    return datasets.DatasetDict(splits)
 
 
 def _local(path: str) -> tuple[Path, bool]:
@@ -81,12 +89,36 @@ def source_slug(path: str, name: str | None = None) -> str:
     return re.sub(r"[^a-z0-9]+", "-", "-".join(words).lower()).strip("-") or "data"
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub's host ($HF_ENDPOINT) accepts a connection: `datasets` would otherwise
+    retry for half a minute before failing with a traceback."""
+    url = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
 def load_source(path: str, name: str | None = None) -> DatasetDict:
     """Every split of the dataset at `path` (subset `name`), as `datasets` gives it."""
+    import datasets
+
     local, looks_local = _local(path)
     if looks_local and not local.is_dir():
         raise ConfigError(
             f"data.path={path!r}: no such folder (looked at {local.resolve()}); {LOCAL_HINT}"
+        )
+    # HF_HUB_OFFLINE=1 reads the Hub cache without asking the Hub, so only then is no check made
+    if not looks_local and not _hub_offline() and not hub_reachable():
+        raise ConfigError(
+            f"data.path={path!r}: the Hugging Face Hub cannot be reached and no local copy was "
+            "given; set data.path=<folder> (data=imdb reads IMDB_DIR=<folder>, data=sst2 SST2_DIR)"
         )
     acl = _acl_root(local) if looks_local else None
     try:
@@ -129,6 +161,8 @@ def text_splits(
     With `num_classes`, labels must lie in [0, num_classes) and become a `ClassLabel`; the label
     names (the dataset's own, else "0".."n-1") are returned, empty without `num_classes`.
     """
+    from datasets import ClassLabel, DatasetDict
+
     picked = {}
     for split, key in splits.items():
         if split not in raw:
@@ -164,6 +198,8 @@ def text_splits(
 def _label_names(
     picked: Mapping[str, Dataset], label_column: str | None, num_classes: int
 ) -> tuple[str, ...]:
+    from datasets import ClassLabel
+
     names: tuple[str, ...] = ()
     for split, ds in picked.items():
         feature = ds.features["label"]
@@ -178,6 +214,8 @@ def _label_names(
 
 
 def _check_labels(ds: Dataset, split: str, label_column: str | None, num_classes: int) -> None:
+    from datasets import ClassLabel
+
     feature = ds.features["label"]
     if not isinstance(feature, ClassLabel) and not re.fullmatch(r"u?int\d+", feature.dtype):
         raise ConfigError(
@@ -201,6 +239,8 @@ def classifier_split(train: Dataset, val_fraction: float, seed: int) -> tuple[Da
     """The classifier's (train, validation) rows: stratified by `label` and seeded. The language
     model leaves the same validation rows out, so a fine-tuned classifier's validation stays
     unseen; the split depends on the label values alone, not on how the column is typed."""
+    from datasets import ClassLabel
+
     if not isinstance(train.features["label"], ClassLabel):
         train = train.cast_column("label", ClassLabel(num_classes=max(train.unique("label")) + 1))
     parts = train.train_test_split(test_size=val_fraction, stratify_by_column="label", seed=seed)

@@ -8,7 +8,8 @@
 - the data facts (`DataMeta`) and the model's own config in every checkpoint, so that
   `model_from_checkpoint` rebuilds it from the checkpoint alone.
 
-A subclass sets `self.embedding` and `self.encoder` (an `Encoder`) in its constructor.
+A subclass sets `self.embedding` (its input layer) and `self.encoder` (an `Encoder`) in its
+constructor.
 """
 
 from __future__ import annotations
@@ -31,7 +32,16 @@ from rnnlab.utils.errors import ConfigError, check, check_choice
 log = logging.getLogger(__name__)
 
 # the constructor arguments that are components or data, not settings to log
-NOT_HYPERPARAMETERS = ("meta", "embedding", "encoder", "readout", "head", "optimizer", "scheduler")
+NOT_HYPERPARAMETERS = (
+    "meta",
+    "embedding",
+    "encoder",
+    "readout",
+    "head",
+    "task",
+    "optimizer",
+    "scheduler",
+)
 
 
 class TrainingDiverged(ConfigError):
@@ -46,6 +56,8 @@ def check_sizes(**sizes: int) -> None:
 class RecurrentModule(LightningModule):
     embedding: nn.Module
     encoder: Encoder
+    # (metric, "min" | "max"): what a run monitors and a search optimises unless cfg.objective says
+    objective: tuple[str, str] = ("val/acc", "max")
 
     def __init__(
         self,
@@ -84,13 +96,9 @@ class RecurrentModule(LightningModule):
         dropout: float,
         init: str,
     ) -> None:
-        """Complete the embedding and encoder partials with their sizes (the components'
+        """Complete the input-layer and encoder partials with their sizes (the components'
         constructor contract), then apply `model.init` to the encoder."""
-        self.embedding = embedding(
-            num_embeddings=self.meta.vocab_size,
-            embedding_dim=embedding_dim,
-            padding_idx=self.meta.pad_id,
-        )
+        self.embedding = embedding(meta=self.meta, embedding_dim=embedding_dim)
         self.encoder = encoder(
             input_size=embedding_dim,
             hidden_size=hidden_size,

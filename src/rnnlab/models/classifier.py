@@ -1,4 +1,9 @@
-"""Many-to-one text classifier: embedding -> encoder -> read-out -> head, one label per text."""
+"""Sequence model: input layer -> encoder -> read-out -> head -> task, each a component.
+
+By default a many-to-one text classifier (one label per text); the synthetic long-range tasks
+swap in other components (conf/data/adding.yaml, copy.yaml): vector inputs through an
+`InputProjection`, a regression or a per-step task, a per-step read-out.
+"""
 
 from __future__ import annotations
 
@@ -9,43 +14,26 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MaxMetric, MetricCollection
-from torchmetrics.classification import (
-    BinaryAccuracy,
-    BinaryAUROC,
-    BinaryF1Score,
-    MulticlassAccuracy,
-    MulticlassF1Score,
-)
+from torchmetrics import MetricCollection
 
 from rnnlab.meta import DataMeta
 from rnnlab.models.base import NOT_HYPERPARAMETERS, RecurrentModule, check_sizes
 from rnnlab.models.components.encoder import Encoder, detach_state
 from rnnlab.models.components.readout import Readout
+from rnnlab.models.components.task import Classification, Task
 from rnnlab.utils.errors import check, check_choice
 
 TBPTT_LOSSES = ("every", "last")
 
 
-def _metrics(num_classes: int, prefix: str) -> MetricCollection:
-    """Binary: accuracy, F1 and AUROC of the positive class; more classes: accuracy, macro-F1."""
-    if num_classes == 2:
-        metrics = {"acc": BinaryAccuracy(), "f1": BinaryF1Score(), "auroc": BinaryAUROC()}
-    else:
-        metrics = {
-            "acc": MulticlassAccuracy(num_classes, average="micro"),
-            "f1": MulticlassF1Score(num_classes, average="macro"),
-        }
-    return MetricCollection(metrics, prefix=prefix)
-
-
 class RNNClassifier(RecurrentModule):
     """The components arrive as partials (conf/model/) and get their sizes here: the data gives
-    the vocabulary and the classes, the encoder gives the read-out its input size.
+    the input layer its vocabulary or input size, the task its outputs; the encoder gives the
+    read-out its input size, the task sizes the head.
 
-    Two classes: one logit and BCEWithLogitsLoss; more: one logit per class and cross-entropy.
-    `tbptt_steps`: truncated BPTT in chunks of that many tokens (manual optimization, one
-    optimizer step per chunk).
+    `task` (default: classification, conf/model/common/classifier.yaml) owns the loss, the
+    metrics and the objective. `tbptt_steps`: truncated BPTT in chunks of that many steps
+    (manual optimization, one optimizer step per chunk; one-per-sequence tasks only).
     """
 
     def __init__(
@@ -55,6 +43,7 @@ class RNNClassifier(RecurrentModule):
         encoder: Callable[..., Encoder],
         readout: Callable[..., Readout],
         head: Callable[..., nn.Module],
+        task: Callable[..., Task] = Classification,
         embedding_dim: int = 128,
         hidden_size: int = 128,
         num_layers: int = 1,
@@ -84,30 +73,51 @@ class RNNClassifier(RecurrentModule):
             "null with model.bidirectional=true (the reverse pass needs the whole sequence)",
         )
         check_choice("model.tbptt_loss", tbptt_loss, TBPTT_LOSSES)
-        check(
-            meta.num_classes >= 2,
-            "data.num_classes",
-            meta.num_classes,
-            "at least 2 label names from the data",
-        )
         self.save_hyperparameters(ignore=list(NOT_HYPERPARAMETERS))
+        self.task = task(meta=meta)
+        # the task's, on this model: ("val/acc", "max") classifying, ("val/mse", "min") adding
+        self.objective = self.task.objective
+        check(
+            tbptt_steps is None or not self.task.per_step,
+            "model.tbptt_steps",
+            tbptt_steps,
+            f"null for the per-step task {type(self.task).__name__} (its labels span the sequence)",
+        )
         self.build_body(
             embedding, encoder, embedding_dim, hidden_size, num_layers, bidirectional, dropout, init
         )
         self.readout = readout(input_size=self.encoder.output_size, bidirectional=bidirectional)
-        self.binary = meta.num_classes == 2
-        self.head = head(self.readout.output_size, 1 if self.binary else meta.num_classes)
+        check(
+            self.readout.per_step == self.task.per_step,
+            "model.readout._target_",
+            type(self.readout).__name__,
+            f"StepReadout for the per-step task {type(self.task).__name__}"
+            if self.task.per_step
+            else f"a read-out with one vector per sequence for {type(self.task).__name__} "
+            "(StepReadout is for per-step tasks)",
+        )
+        self.head = head(self.readout.output_size, self.task.output_size)
         self.dropout = nn.Dropout(dropout)
         self.tbptt_steps, self.tbptt_loss = tbptt_steps, tbptt_loss
         # Truncated BPTT steps the optimizer once per chunk: Lightning's automatic loop can't.
         self.automatic_optimization = tbptt_steps is None
-        self.val_metrics = _metrics(meta.num_classes, "val/")
-        self.test_metrics = _metrics(meta.num_classes, "test/")
-        self.val_acc_best = MaxMetric()
 
-    def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
-        """Token ids (B, T), right-padded, and lengths (B,) -> logits: (B,) binary, else (B, C)."""
-        return self.classify_embedded(self.dropout(self.embedding(input_ids)), lengths)
+    @property
+    def val_metrics(self) -> MetricCollection:
+        return self.task.val_metrics
+
+    @property
+    def test_metrics(self) -> MetricCollection:
+        return self.task.test_metrics
+
+    def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+        """Inputs (B, T[, F]) as the input layer reads them (token ids or vectors), right-padded,
+        and lengths (B,) -> the task's outputs (e.g. logits: (B,) binary, else (B, C))."""
+        return self.classify_embedded(self.dropout(self.embedding(inputs)), lengths)
+
+    def inputs(self, batch: dict[str, Tensor]) -> Tensor:
+        """The batch entry the input layer reads (`input_ids` for tokens, `inputs` for vectors)."""
+        return batch[self.embedding.input_key]
 
     def classify_embedded(self, x: Tensor, lengths: Tensor) -> Tensor:
         """From embedded inputs, so diagnostics can ask for the gradient at every input step."""
@@ -115,30 +125,27 @@ class RNNClassifier(RecurrentModule):
         return self._logits(self.readout(outputs, lengths))
 
     def _logits(self, summary: Tensor) -> Tensor:
-        logits = self.head(self.dropout(summary)).float()
-        return logits.squeeze(-1) if self.binary else logits
+        return self.task.outputs(self.head(self.dropout(summary)).float())
 
     def loss(self, logits: Tensor, labels: Tensor, reduction: str = "mean") -> Tensor:
-        if self.binary:
-            return F.binary_cross_entropy_with_logits(logits, labels.float(), reduction=reduction)
-        return F.cross_entropy(logits, labels.long(), reduction=reduction)
+        return self.task.loss(logits, labels, reduction=reduction)
 
     def probabilities(self, logits: Tensor) -> Tensor:
-        """(B,) of the positive class when binary, else (B, C)."""
-        return torch.sigmoid(logits) if self.binary else logits.softmax(-1)
-
-    def _predictions(self, logits: Tensor) -> Tensor:
-        return (logits > 0).long() if self.binary else logits.argmax(-1)
+        """A classification task's class probabilities: (B,) of the positive class when binary,
+        else (B, C)."""
+        return self.task.probabilities(logits)
 
     def _shared_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        logits = self(batch["input_ids"], batch["lengths"])
+        logits = self(self.inputs(batch), batch["lengths"])
         return self.loss(logits, batch["labels"]), logits
 
     def _log_train(self, loss: Tensor, logits: Tensor, labels: Tensor) -> None:
-        acc = (self._predictions(logits) == labels.long()).float().mean()
         size = len(labels)
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
-        self.log("train/acc", acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=size)
+        for name, value in self.task.train_metrics(logits, labels).items():
+            self.log(
+                f"train/{name}", value, prog_bar=True, on_step=False, on_epoch=True, batch_size=size
+            )
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
         if not self.automatic_optimization:
@@ -169,11 +176,13 @@ class RNNClassifier(RecurrentModule):
         from what has been read so far, over the sequences still running in it; `last`: only
         the final chunk has a loss, earlier chunks only carry the state forward.
         """
-        ids, lengths, labels = batch["input_ids"], batch["lengths"], batch["labels"]
+        ids, lengths, labels = self.inputs(batch), batch["lengths"], batch["labels"]
         k = self.tbptt_steps
         chunks = self._chunk_count(ids.size(1))
         if chunks * k > ids.size(1):  # another rank's batch is longer: pad to its chunk count
-            ids = F.pad(ids, (0, chunks * k - ids.size(1)), value=self.meta.pad_id)
+            # (vector inputs (B, T, F) are padded along T, the second-to-last dimension)
+            time_pad = (0, 0) * (ids.dim() - 2) + (0, chunks * k - ids.size(1))
+            ids = F.pad(ids, time_pad, value=self.meta.pad_id)
         state, carry = None, None
         for i, chunk in enumerate(ids.split(k, dim=1)):
             chunk_len = (lengths - i * k).clamp(0, k)
@@ -217,21 +226,22 @@ class RNNClassifier(RecurrentModule):
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, logits = self._shared_step(batch)
-        self.val_metrics.update(logits, batch["labels"].long())
+        self.task.update(self.val_metrics, logits, batch["labels"])
         self.log("val/loss", loss, sync_dist=True, batch_size=len(logits))
 
     def on_validation_epoch_end(self) -> None:
-        values = self.val_metrics.compute()
+        values = self.task.compute(self.val_metrics)
         self.log_dict(values, prog_bar=True)
         if not self.trainer.sanity_checking:
-            self.val_acc_best(values["val/acc"])
-            self.log("val/acc_best", self.val_acc_best.compute())
+            metric = self.objective[0]  # e.g. val/acc_best: the best epoch so far
+            self.task.best(values[metric])
+            self.log(f"{metric}_best", self.task.best.compute())
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, logits = self._shared_step(batch)
-        self.test_metrics.update(logits, batch["labels"].long())
+        self.task.update(self.test_metrics, logits, batch["labels"])
         self.log("test/loss", loss, sync_dist=True, batch_size=len(logits))
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute())
+        self.log_dict(self.task.compute(self.test_metrics))
         self.test_metrics.reset()

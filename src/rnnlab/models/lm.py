@@ -38,6 +38,8 @@ class RNNLanguageModel(RecurrentModule):
     `tbptt_steps` is the data's chunk length (conf/data/imdb_lm.yaml reads it from here).
     """
 
+    objective = ("val/ppl", "min")  # a language model is judged by its perplexity
+
     def __init__(
         self,
         meta: DataMeta,

@@ -15,12 +15,11 @@ from rnnlab.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-TEST_KEYS = ("test/acc", "test/f1", "test/auroc", "test/loss")
-
 
 def test_metrics(trainer: Trainer) -> dict[str, float]:
+    """Every test/ metric the task logged (test/acc, test/mse, test/recall_acc, ...)."""
     return {
-        k: float(trainer.callback_metrics[k]) for k in TEST_KEYS if k in trainer.callback_metrics
+        k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith("test/")
     }
 
 

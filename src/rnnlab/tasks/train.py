@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
 import torch
+from lightning import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
@@ -20,18 +23,50 @@ from rnnlab.models.pretrained import read_language_model, start_from_language_mo
 from rnnlab.tasks.common import test_metrics, write_metrics
 from rnnlab.utils import (
     ConfigError,
+    check,
     instantiate_callbacks,
     instantiate_loggers,
     read_checkpoint,
     task_wrapper,
 )
 from rnnlab.utils.checkpoint_io import AtomicCheckpointIO
+from rnnlab.utils.config_tree import print_config_tree
+from rnnlab.utils.errors import check_choice
 
 log = logging.getLogger(__name__)
 
 
 def _find(callbacks: list, kind: type) -> Any | None:
     return next((c for c in callbacks if isinstance(c, kind)), None)
+
+
+def fill_objective(cfg: DictConfig, model: RecurrentModule) -> tuple[str, str]:
+    """Fill cfg.objective's nulls with the model's own (`RecurrentModule.objective`, which a
+    model may derive from its task), so the callbacks' ${objective.*} and a search see the
+    metric and mode the run will use."""
+    metric, mode = model.objective
+    given = cfg.objective
+    if given.metric is not None and given.metric != metric:
+        check(
+            given.mode is not None,
+            "objective.mode",
+            given.mode,
+            f"min or max: objective.metric={given.metric!r} is not the model's own ({metric})",
+        )
+    given.metric = given.metric or metric
+    given.mode = given.mode or mode
+    check_choice("objective.mode", given.mode, ("min", "max"))
+    return given.metric, given.mode
+
+
+def _fit_without_validation_warning(
+    trainer: L.Trainer, model: RecurrentModule, datamodule: Any, ckpt_path: str | None
+) -> None:
+    """Fit; a run that ends before its first validation is reported once, by the train task,
+    instead of a Lightning warning at every checkpoint."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*ModelCheckpoint\(monitor=.*could not find")
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
 
 
 def route_clipping(trainer_cfg: DictConfig, model: RecurrentModule) -> dict[str, Any]:
@@ -99,13 +134,20 @@ def build_data_and_model(cfg: DictConfig) -> tuple[Any, RecurrentModule]:
 
 
 @task_wrapper
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """`extra_callbacks` join the configured ones (a search's pruning callback). cfg.objective
+    is filled in place; metrics hold `<objective metric>_best` once it was measured."""
     output_dir = Path(cfg.paths.output_dir)
+    if cfg.get("extras", {}).get("print_config"):
+        print_config_tree(cfg, output_dir)
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule, model = build_data_and_model(cfg)
-    callbacks = instantiate_callbacks(cfg.get("callbacks"))
-    loggers = instantiate_loggers(cfg.get("logger"))
+    metric, _ = fill_objective(cfg, model)
+    callbacks = [*instantiate_callbacks(cfg.get("callbacks")), *extra_callbacks]
+    loggers = instantiate_loggers(
+        cfg.get("logger"), output_dir, resuming=bool(cfg.get("ckpt_path"))
+    )
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         callbacks=callbacks,
@@ -122,10 +164,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("train"):
         start = time.perf_counter()
         ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, model)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        _fit_without_validation_warning(trainer, model, datamodule, ckpt_path)
         metrics["train_time_s"] = round(time.perf_counter() - start, 1)
         if (throughput := _find(callbacks, TokenThroughput)) and throughput.median:
             metrics["train_tokens_per_s"] = round(throughput.median)
+        if throughput and throughput.startup_s is not None:
+            metrics["startup_s"] = round(throughput.startup_s, 2)
         if throughput and throughput.median_utilisation is not None:
             metrics["gpu_utilization_pct"] = throughput.median_utilisation
         if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -135,9 +179,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if checkpoint and checkpoint.best_model_path:
         metrics["best_ckpt_path"] = checkpoint.best_model_path
         metrics[f"{checkpoint.monitor}_best"] = float(checkpoint.best_model_score)
+    never_measured = cfg.get("train") and metric not in trainer.callback_metrics
+    if never_measured:
+        log.warning(
+            "Training ended before any %s was measured (no validation ran): early stopping and "
+            "the best checkpoint had no %s to go by; the last checkpoint is kept%s",
+            metric,
+            metric,
+            " and the current weights are tested" if cfg.get("test") else "",
+        )
     if cfg.get("test"):
         best = metrics.get("best_ckpt_path")
-        if best is None:
+        if best is None and not never_measured:
             log.warning("No best checkpoint: testing the current weights")
         trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True)
         metrics.update(test_metrics(trainer))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from rnnlab.utils.extras import missing_extra
+
 
 def group_choices(group: str, conf_dir: Path) -> list[str]:
     folder = conf_dir / group
@@ -27,8 +29,19 @@ def unknown_group_choice(argv: list[str], conf_dir: Path) -> str | None:
     return None
 
 
+def group_choice_missing_extra(argv: list[str]) -> str | None:
+    """The one-line error for `group=name` whose optional dependencies are not installed."""
+    for arg in argv:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        if sep and (message := missing_extra(key, value)):
+            return message
+    return None
+
+
 def exit_on_unknown_group_choice(conf_dir: Path, argv: list[str] | None = None) -> None:
-    message = unknown_group_choice(sys.argv[1:] if argv is None else argv, conf_dir)
+    """Exit 2 with one line for a choice that does not exist or whose extra is missing."""
+    argv = sys.argv[1:] if argv is None else argv
+    message = unknown_group_choice(argv, conf_dir) or group_choice_missing_extra(argv)
     if message:
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)

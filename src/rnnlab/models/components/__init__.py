@@ -2,7 +2,7 @@
 
 from rnnlab.models.components.attention import AttentionReadout
 from rnnlab.models.components.elman import ElmanEncoder
-from rnnlab.models.components.embedding import TokenEmbedding
+from rnnlab.models.components.embedding import InputProjection, TokenEmbedding
 from rnnlab.models.components.encoder import (
     Encoder,
     GRUEncoder,
@@ -17,21 +17,29 @@ from rnnlab.models.components.readout import (
     MaxReadout,
     MeanReadout,
     Readout,
+    StepReadout,
 )
+from rnnlab.models.components.task import Classification, Recall, Regression, Task
 
 __all__ = [
     "AttentionReadout",
+    "Classification",
     "ConcatReadout",
     "ElmanEncoder",
     "Encoder",
     "GRUEncoder",
+    "InputProjection",
     "LSTMEncoder",
     "LastReadout",
     "MaxReadout",
     "MeanReadout",
     "RNNEncoder",
     "Readout",
+    "Recall",
     "RecurrentWeights",
+    "Regression",
     "StackedEncoder",
+    "StepReadout",
+    "Task",
     "TokenEmbedding",
 ]

@@ -21,7 +21,10 @@ def valid_mask(outputs: Tensor, lengths: Tensor) -> Tensor:
 
 
 class Readout(nn.Module, ABC):
-    """Built as `readout(input_size=encoder.output_size, bidirectional=...)`."""
+    """Built as `readout(input_size=encoder.output_size, bidirectional=...)`. `per_step`: keeps
+    a vector per step (B, T, D) for a per-step task, instead of one per sequence."""
+
+    per_step = False
 
     def __init__(self, input_size: int, bidirectional: bool = False) -> None:
         super().__init__()
@@ -31,7 +34,8 @@ class Readout(nn.Module, ABC):
 
     @abstractmethod
     def forward(self, outputs: Tensor, lengths: Tensor) -> Tensor:
-        """(B, T, D) right-padded outputs + lengths -> (B, output_size)."""
+        """(B, T, D) right-padded outputs + lengths -> (B, output_size), or (B, T, output_size)
+        when per_step."""
 
     @abstractmethod
     def step(self, outputs: Tensor, chunk_len: Tensor, carry: Any) -> tuple[Tensor, Any]:
@@ -104,3 +108,15 @@ class ConcatReadout(Readout):
         carries = carry if carry is not None else (None,) * len(self.parts)
         results = [part.step(outputs, chunk_len, c) for part, c in zip(self.parts, carries)]
         return torch.cat([r[0] for r in results], dim=-1), tuple(r[1] for r in results)
+
+
+class StepReadout(Readout):
+    """Every step's output as it is: a prediction per step (many-to-many, the copy task)."""
+
+    per_step = True
+
+    def forward(self, outputs: Tensor, lengths: Tensor) -> Tensor:
+        return outputs
+
+    def step(self, outputs: Tensor, chunk_len: Tensor, carry: Any) -> tuple[Tensor, Any]:
+        return outputs, None  # nothing to carry: each step stands for itself
