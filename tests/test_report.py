@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rnnlab.report import collect, main, read_wandb_run
+from rnnlab.report import collect, main, read_wandb_run, write_recipe_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -68,6 +68,23 @@ def test_report_writes_sorted_table_and_both_plots(sweep_dir, tmp_path) -> None:
     assert "| rnn | 64 | 64 | 0.7000 | 0.6900 | 12.5 | 64000 |" in markdown[4]
     for png in ("acc_vs_max_len.png", "acc_vs_hidden_size.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_seeds_of_one_command_share_a_row_with_mean_and_std(sweep_dir, tmp_path) -> None:
+    for seed, acc in ((42, 0.80), (43, 0.82), (44, 0.84)):
+        run = tmp_path / "repro" / f"simple-{seed}"
+        make_run(run, "rnn", 200, 128, acc)
+        config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
+        (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump({**config, "seed": seed}))
+        overrides = ["experiment=simplernn_baseline", f"seed={seed}", "callbacks.progress_bar=null"]
+        (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (sweep_dir / "eval" / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["ckpt_path=x"]))
+    assert write_recipe_table([tmp_path / "repro", sweep_dir], tmp_path)
+    rows = (tmp_path / "commands.md").read_text().splitlines()[2:]
+    # the sweep's runs have no record of their overrides, and the eval run trained nothing
+    assert rows == [
+        "| `python train.py experiment=simplernn_baseline` | 42, 43, 44 | 82.00 ± 2.00% | 12 |"
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -1,3 +1,3 @@
 """rnnlab: recurrent networks on IMDB with Lightning + Hydra."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

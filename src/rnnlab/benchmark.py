@@ -30,6 +30,7 @@ import hydra
 import lightning as L
 import numpy as np
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 from lightning import Callback
 from omegaconf import DictConfig
@@ -50,7 +51,12 @@ from rnnlab.utils import atomic_write_text
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # every conf/model/<name>.yaml with an encoder is a cell the benchmark can measure
-CELLS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if "encoder:" in p.read_text())
+# the presets that name an encoder class (not variants of one, such as irnn)
+CELLS = sorted(
+    p.stem
+    for p in (CONF_DIR / "model").glob("*.yaml")
+    if "_target_" in (yaml.safe_load(p.read_text()).get("encoder") or {})
+)
 Batch = dict[str, Tensor]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import struct
 import sys
 from collections import defaultdict
@@ -256,6 +257,48 @@ def plot(rows: list[dict[str, Any]], x: str, label: str, path: Path) -> None:
     plt.close(fig)
 
 
+# overrides that say where or how verbosely a run ran, or which seed it drew, not its recipe
+NOT_RECIPE = ("seed=", "hydra.", "callbacks.progress_bar=")
+
+
+def recipe(run_dir: Path) -> str | None:
+    """The command that trained a run, from Hydra's record of its overrides, without the seed
+    (so seeds of one recipe share a row); None when the run has no such record."""
+    file = run_dir / ".hydra" / "overrides.yaml"
+    if not file.is_file():
+        return None
+    overrides = [o for o in yaml.safe_load(file.read_text()) or [] if not o.startswith(NOT_RECIPE)]
+    return " ".join(["python train.py", *overrides])
+
+
+def _spread(values: list[float]) -> str:
+    """Mean ± standard deviation in percent; a single value as it is."""
+    if len(values) == 1:
+        return f"{100 * values[0]:.2f}%"
+    return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}%"
+
+
+def write_recipe_table(roots: list[Path], out: Path) -> bool:
+    """commands.md: a row per command (its seeds together: test accuracy as mean ± std), for
+    the results tables of README and docs. False when no run has a test accuracy."""
+    by_recipe: dict[str, list[tuple[Any, dict[str, Any]]]] = defaultdict(list)
+    for run, run_dir, config, metrics in finished_runs(roots):
+        trained = _row(run, config, metrics) is not None  # a classifier's training run
+        if trained and run_dir and "test/acc" in metrics and (command := recipe(run_dir)):
+            by_recipe[command].append((config.get("seed"), metrics))
+    if not by_recipe:
+        return False
+    lines = ["| command | seeds | test acc | train time (s) |", "|---|---|--:|--:|"]
+    for command, runs in sorted(by_recipe.items()):
+        seeds = ", ".join(str(seed) for seed, _ in sorted(runs, key=lambda r: str(r[0])))
+        acc = _spread([m["test/acc"] for _, m in runs])
+        times = [m["train_time_s"] for _, m in runs if "train_time_s" in m]
+        time = f"{statistics.median(times):.0f}" if times else ""
+        lines.append(f"| `{command}` | {seeds} | {acc} | {time} |")
+    (out / "commands.md").write_text("\n".join(lines) + "\n")
+    return True
+
+
 def collect_adding(roots: list[Path]) -> list[dict[str, Any]]:
     """A row per finished adding-task run under `roots`, by cell then T."""
     runs = finished_runs(roots)
@@ -417,7 +460,7 @@ def report_adding(rows: list[dict[str, Any]], out: Path, seq_len: int | None) ->
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(
         prog="python -m rnnlab.report",
-        description="Table (runs.md, runs.csv) and plots of finished runs.",
+        description="Tables (runs.md, runs.csv, commands.md) and plots of finished runs.",
     )
     parser.add_argument("dirs", nargs="+", type=Path, help="sweep, multirun or run folders")
     parser.add_argument("--out", type=Path, required=True, help="where the report goes")
@@ -446,6 +489,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         plot(rows, "max_len", "max_len (tokens)", args.out / "acc_vs_max_len.png")
         plot(rows, "hidden_size", "hidden size", args.out / "acc_vs_hidden_size.png")
         written += ["runs.md", "runs.csv", "acc_vs_max_len.png", "acc_vs_hidden_size.png"]
+        if write_recipe_table(args.dirs, args.out):
+            written.append("commands.md")
     if adding:
         written += report_adding(adding, args.out, args.gradient_flow_T)
     console.print(f"report: {args.out}/" + ", ".join(written))

@@ -24,7 +24,7 @@ MAX_EPOCHS = 3
 TOTAL_STEPS = STEPS_PER_EPOCH * MAX_EPOCHS
 SAVE_EVERY = 10
 KILL_AT = 37
-WALL_CLOCK = {"train_time_s", "train_tokens_per_s", "best_ckpt_path", "output_dir"}
+WALL_CLOCK = {"train_time_s", "train_tokens_per_s", "startup_s", "best_ckpt_path", "output_dir"}
 
 
 def run_args(hub_dir: Path, cache_dir: Path, run_dir: Path, *extra: str) -> list[str]:
