@@ -336,7 +336,7 @@ def write_adding_tables(rows: list[dict[str, Any]], out: Path) -> None:
         marks = solved[cell].get(t, [])
         hits = sum(m >= 1 for m in marks)
         mark = "" if not hits else " ✓" if hits == len(marks) else f" ✓ {hits}/{len(marks)}"
-        return f"{_mean(mse[cell][t]):.4f}{mark}"
+        return f"{_mean(mse[cell][t]):.2g}{mark}"  # 2 significant digits: 7e-06, 0.17
 
     lines = [
         f"Test MSE of the adding task by sequence length T (baseline {ADDING_BASELINE:.3f}: "
