@@ -356,6 +356,12 @@ def write_adding_tables(rows: list[dict[str, Any]], out: Path) -> None:
     console.print(table)
 
 
+def _level(ax: Any, y: float, text: str, color: str, linestyle: str, va: str) -> None:
+    """A labelled horizontal line across the plot."""
+    ax.axhline(y, color=color, linestyle=linestyle, linewidth=1)
+    ax.annotate(text, (0.01, y), xycoords=("axes fraction", "data"), va=va, fontsize=8, color=color)
+
+
 def plot_adding(rows: list[dict[str, Any]], path: Path) -> None:
     """Test MSE against T, a line per cell, the baseline and the solved threshold marked."""
     import matplotlib
@@ -368,25 +374,11 @@ def plot_adding(rows: list[dict[str, Any]], path: Path) -> None:
     for cell, by_t in sorted(points.items()):
         ts = sorted(by_t)
         ax.plot(ts, [_mean(by_t[t]) for t in ts], marker="o", label=cell)
-    ax.axhline(ADDING_BASELINE, color="grey", linestyle="--", linewidth=1)
-    ax.annotate(
-        f"baseline {ADDING_BASELINE:.3f} (always 1.0)",
-        (0.01, ADDING_BASELINE),
-        xycoords=("axes fraction", "data"),
-        va="bottom",
-        fontsize=8,
-        color="grey",
+    _level(
+        ax, ADDING_BASELINE, f"baseline {ADDING_BASELINE:.3f} (always 1.0)", "grey", "--", "bottom"
     )
     for threshold in {r["solved_below"] for r in rows if r["solved_below"] is not None}:
-        ax.axhline(threshold, color="green", linestyle=":", linewidth=1)
-        ax.annotate(
-            f"solved below {threshold:g}",
-            (0.01, threshold),
-            xycoords=("axes fraction", "data"),
-            va="top",
-            fontsize=8,
-            color="green",
-        )
+        _level(ax, threshold, f"solved below {threshold:g}", "green", ":", "top")
     ax.set_yscale("log")
     ax.set_xticks(sorted({t for by_t in points.values() for t in by_t}))
     ax.set_xlabel("sequence length T")

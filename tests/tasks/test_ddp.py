@@ -196,7 +196,7 @@ def test_language_model_trains_on_two_cpu_ranks_with_clipping(
     precision, cache_dir, tmp_path
 ) -> None:
     """Four streams of ten tokens: a rank's batch often has no word of an adaptive-softmax
-    cluster, which used to leave the ranks waiting on each other. Also catches: clipping
+    cluster, and a rank without one must not leave the others waiting. Also catches: clipping
     skipped under DDP or under bf16-mixed (measured at each rank's optimizer, with gradients
     that needed it), and a model that learns nothing (the perplexity of uniform guessing is
     the vocabulary size, 27 here; the tiny streams are mostly 11 filler words drawn uniformly,

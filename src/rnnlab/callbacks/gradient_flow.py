@@ -1,7 +1,7 @@
 """How much gradient reaches each time step: ||dL/dx_t|| on a fixed validation batch.
 
-The seed notebook's lesson made visible: for a vanilla tanh RNN the curve falls off
-exponentially with the distance from the end of the review; LSTM and GRU keep it flat(ter).
+The vanishing gradient made visible: for a vanilla tanh RNN the curve falls off
+exponentially with the distance from the end of the sequence; LSTM and GRU keep it flat(ter).
 """
 
 from __future__ import annotations

@@ -98,17 +98,8 @@ class TextDataModule(TokenizerSizes, LightningDataModule):
         return (trainer.world_size, trainer.global_rank) if trainer else (None, None)
 
     def _resumable(self, dataset: Dataset, **kwargs: Any) -> ResumableDataLoader:
-        """The training loader: it starts at the trainer's epoch and knows how many batches the
-        trainer takes from it an epoch (`limit_train_batches` may cut one short)."""
-        trainer = self.trainer
-        if trainer is None:
-            return ResumableDataLoader(dataset, **kwargs)
-        return ResumableDataLoader(
-            dataset,
-            first_epoch=trainer.current_epoch,
-            limit_batches=trainer.limit_train_batches,
-            **kwargs,
-        )
+        """The training loader (`limit_train_batches` may cut its epochs short)."""
+        return ResumableDataLoader.for_trainer(self.trainer, dataset, **kwargs)
 
     @property
     def meta(self) -> DataMeta:

@@ -117,6 +117,19 @@ class ResumableDataLoader(DataLoader):
         self._epoch, self._taken = first_epoch, 0  # the epoch under way, its batches taken so far
         self._next = (first_epoch, 0)  # where the next iter() starts
 
+    @classmethod
+    def for_trainer(cls, trainer: Any, dataset: Any, **kwargs: Any) -> ResumableDataLoader:
+        """The training loader of a data module attached to `trainer` (or to none): it starts at
+        the trainer's epoch and takes as many batches an epoch as the trainer does."""
+        if trainer is None:
+            return cls(dataset, **kwargs)
+        return cls(
+            dataset,
+            first_epoch=trainer.current_epoch,
+            limit_batches=trainer.limit_train_batches,
+            **kwargs,
+        )
+
     def epoch_length(self) -> int:
         """The batches an epoch takes: all, or Lightning's `limit_train_batches` of them."""
         limit = self.limit_batches

@@ -132,14 +132,7 @@ class SyntheticDataModule(LightningDataModule, ABC):
         kwargs: dict[str, Any] = {"batch_sampler": sampler, "collate_fn": _whole_batch}
         if not train:
             return DataLoader(data, **kwargs)
-        if trainer is None:
-            return ResumableDataLoader(data, **kwargs)
-        return ResumableDataLoader(
-            data,
-            first_epoch=trainer.current_epoch,
-            limit_batches=trainer.limit_train_batches,
-            **kwargs,
-        )
+        return ResumableDataLoader.for_trainer(trainer, data, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.hparams.batch_size, train=True)

@@ -1,4 +1,4 @@
-"""The seed notebook's recurrence, written out: h_t = f(W_h h_{t-1} + W_x x_t + b_h).
+"""The vanilla (Elman) recurrence, written out: h_t = f(W_h h_{t-1} + W_x x_t + b_h).
 
 A hand-written cell is the way to study a variant nn.RNN does not offer (another update rule,
 a gate of your own, a different nonlinearity). This file and `conf/model/elman.yaml` are all it

@@ -1,4 +1,4 @@
-"""Recurrent weight initialisations: the seed notebook's other remedy for vanishing gradients.
+"""Recurrent weight initialisations: besides gates, the classic remedy for vanishing gradients.
 
 They act on the matrices an encoder reports (`Encoder.recurrent_weights()`), so they work for any
 cell that reports them.
