@@ -20,6 +20,7 @@ def test_quoting_keeps_commas_quotes_interpolations_and_backslashes() -> None:
         "a \\${y} b",
         "end\\",
         "x\\\\'",
+        "\\\n",  # a backslash before a final newline
         "",
     ]:
         assert _round_trip(text) == text

@@ -8,7 +8,9 @@ import re
 def quote_override_value(value: str) -> str:
     """Quote `value` so that Hydra + OmegaConf hand back exactly `value` (commas, `${`, quotes)."""
     value = re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", value)
-    value = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value)
+    # backslashes before a quote or at the very end (\Z: `$` would also match before a final
+    # newline) escape themselves
+    value = re.sub(r"(\\+)(?='|\Z)", lambda m: m.group(1) * 2, value)
     return "'" + value.replace("'", "\\'") + "'"
 
 
