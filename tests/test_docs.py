@@ -200,3 +200,27 @@ def test_history_pattern_catches_hashes_and_issue_numbers_but_not_results() -> N
     assert HISTORY.search("fixed in " + "bcbb" + "135")
     assert HISTORY.search("see issue " + "7")
     assert not HISTORY.search("rnnlab 0.2.0, 2026-11-26: 88.65% (2,572,481 parameters)")
+
+
+CONF = ROOT / "conf"
+CONFIG_OPTIONS = sorted(p for p in CONF.rglob("*.yaml") if p.parent != CONF)
+
+
+def _sections(page: str) -> dict[str, str]:
+    """Heading line -> the text under it, for the page's ## and ### headings."""
+    parts = re.split(r"^(#{2,3} .*)$", page, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+@pytest.mark.parametrize("option", CONFIG_OPTIONS, ids=lambda p: str(p.relative_to(CONF)))
+def test_every_config_option_on_disk_is_in_the_configuration_reference(option: Path) -> None:
+    group, name = str(option.parent.relative_to(CONF)), option.stem
+    page = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    spelled = (f"{group}={name}", f"{group}/{name}", f"conf/{group}/{name}.yaml")
+    in_a_list = re.search(rf"`{re.escape(group)}=[\w|]*\b{re.escape(name)}\b", page)
+    in_its_section = any(
+        f"`{name}`" in body for head, body in _sections(page).items() if f"`{group}" in head
+    )
+    assert any(s in page for s in spelled) or in_a_list or in_its_section, (
+        f"{group}={name} is not described in docs/configuration.md"
+    )
