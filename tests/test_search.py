@@ -91,11 +91,6 @@ def test_the_study_direction_follows_the_objective(tmp_path) -> None:
         open_study(search, "maximize")
 
 
-class _Model:
-    def __init__(self, objective: tuple[str, str]) -> None:
-        self.objective = objective
-
-
 @pytest.mark.parametrize(
     ("given", "model", "expected"),
     [
@@ -107,5 +102,5 @@ class _Model:
 )
 def test_a_null_objective_is_the_models_own(given, model, expected) -> None:
     cfg = OmegaConf.create({"objective": given})
-    assert fill_objective(cfg, _Model(model)) == expected
+    assert fill_objective(cfg, model) == expected
     assert (cfg.objective.metric, cfg.objective.mode) == expected

@@ -7,7 +7,7 @@ training, so Optuna's Lightning callback reports the objective after every valid
 stops a trial the pruner judges unpromising. The study lives in `search.storage` (sqlite by
 default): running the same command again adds `search.n_trials` more trials to it. The study's
 direction is the run's objective (cfg.objective, else the model's own): an LM search minimises
-val/ppl; the data and model are built once before the first trial to learn it.
+val/ppl.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rnnlab.tasks.train import build_data_and_model, fill_objective
+from rnnlab.models.build import model_objective
+from rnnlab.tasks.train import fill_objective
 from rnnlab.utils.config_tree import print_config_tree
 from rnnlab.utils.errors import ConfigError, check
 from rnnlab.utils.io import atomic_write_text
@@ -94,8 +95,7 @@ def run_search(cfg: DictConfig, train: Callable[..., dict[str, Any]]) -> float |
     if cfg.extras.get("print_config"):
         print_config_tree(cfg, out)
     require_single_process(cfg)
-    # the model may derive its objective from its settings: build it once to ask
-    metric, mode = fill_objective(cfg, build_data_and_model(cfg)[1])
+    metric, mode = fill_objective(cfg, model_objective(cfg.model))
     study = open_study(search, DIRECTIONS[mode])
     distributions = {
         key: hydra.utils.instantiate(spec, _convert_="all") for key, spec in search.params.items()

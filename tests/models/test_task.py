@@ -9,6 +9,7 @@ from torch import Tensor
 
 from rnnlab.meta import DataMeta
 from rnnlab.models import RNNClassifier
+from rnnlab.models.build import model_objective
 from rnnlab.models.components import Classification, Recall, Regression, Task
 from rnnlab.models.components.task import IGNORE
 from rnnlab.utils.errors import ConfigError
@@ -55,6 +56,7 @@ def test_each_task_builds_from_its_preset_and_scores_a_batch(task: type[Task]) -
     model = fast_model([*_preset(task), *SMALL], META[task])
     assert isinstance(model, RNNClassifier) and isinstance(model.task, task)
     assert model.objective == task.objective and model.objective[1] in ("min", "max")
+    assert model_objective(model.config) == model.objective  # read without building
     assert model.head.out_features == model.task.output_size
     batch = _batch(task)
     outputs = model(model.inputs(batch), batch["lengths"])

@@ -15,7 +15,7 @@ from typing import Any
 
 from lightning import LightningDataModule
 from tokenizers import Tokenizer
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from rnnlab.data.cache import keyed_folder
 from rnnlab.data.sampler import ResumableDataLoader
@@ -33,7 +33,30 @@ def check_counts(**values: Any) -> None:
         check(isinstance(value, int) and value >= 1, f"data.{key}", value, "an integer >= 1")
 
 
-class TextDataModule(TokenizerSizes, LightningDataModule):
+class SplitLoaders(LightningDataModule):
+    """The loaders of a data module whose `_loader(split, batch_size, train)` builds one: the
+    training loader resumes mid-epoch, each is shared out over the trainer's ranks."""
+
+    def _loader(self, split: str, batch_size: int, train: bool) -> DataLoader:
+        raise NotImplementedError
+
+    def _replicas(self) -> tuple[int | None, int | None]:
+        """(world size, rank) from the trainer; (None, None) outside one."""
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer else (None, None)
+
+    def _resumable(self, dataset: Dataset, **kwargs: Any) -> ResumableDataLoader:
+        """The training loader (`limit_train_batches` may cut its epochs short)."""
+        return ResumableDataLoader.for_trainer(self.trainer, dataset, **kwargs)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.hparams.batch_size, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.hparams.eval_batch_size, train=False)
+
+
+class TextDataModule(TokenizerSizes, SplitLoaders):
     """Subclasses save their hyperparameters (not `tokenizer_json`), key their cache with
     `_cache_key()` and set `label_names` when they load it."""
 
@@ -91,15 +114,6 @@ class TextDataModule(TokenizerSizes, LightningDataModule):
         load_tokenizer(tokenizer_json)  # damaged: raises here, so the cache is rebuilt
         self.tokenizer_json = tokenizer_json
         return meta
-
-    def _replicas(self) -> tuple[int | None, int | None]:
-        """(world size, rank) from the trainer; (None, None) outside one."""
-        trainer = self.trainer
-        return (trainer.world_size, trainer.global_rank) if trainer else (None, None)
-
-    def _resumable(self, dataset: Dataset, **kwargs: Any) -> ResumableDataLoader:
-        """The training loader (`limit_train_batches` may cut its epochs short)."""
-        return ResumableDataLoader.for_trainer(self.trainer, dataset, **kwargs)
 
     @property
     def meta(self) -> DataMeta:

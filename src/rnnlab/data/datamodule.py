@@ -219,14 +219,8 @@ class TextClassificationDataModule(TextDataModule):
             return self._resumable(data, **kwargs)
         return DataLoader(data, **kwargs)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.hparams.batch_size, train=True)
-
-    # Evaluation order is a fixed (seeded, never re-shuffled: a plain loader never moves to another
-    # epoch) permutation, not file order: IMDB's test split is stored negatives first, so
-    # limit_test_batches would otherwise see one class.
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.hparams.eval_batch_size, train=False)
-
+    # Evaluation order (validation and test) is a fixed (seeded, never re-shuffled: a plain loader
+    # never moves to another epoch) permutation, not file order: IMDB's test split is stored
+    # negatives first, so limit_test_batches would otherwise see one class.
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.hparams.eval_batch_size, train=False)

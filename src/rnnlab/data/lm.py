@@ -280,9 +280,3 @@ class LanguageModelDataModule(TextDataModule):
         if train:
             return self._resumable(chunks, **kwargs)
         return DataLoader(chunks, **kwargs)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.hparams.batch_size, train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.hparams.eval_batch_size, train=False)

@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from lightning import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from rnnlab.data.base import check_counts
-from rnnlab.data.sampler import BucketBatchSampler, ResumableDataLoader
+from rnnlab.data.base import SplitLoaders, check_counts
+from rnnlab.data.sampler import BucketBatchSampler
 from rnnlab.meta import DataMeta
 from rnnlab.models.components.task import IGNORE
 from rnnlab.utils.errors import ConfigError, check
@@ -58,7 +57,7 @@ def _whole_batch(batch: dict[str, Tensor]) -> dict[str, Tensor]:
     return batch
 
 
-class SyntheticDataModule(LightningDataModule, ABC):
+class SyntheticDataModule(SplitLoaders, ABC):
     """Generation and loaders; a task adds `generate` and the facts its model needs (`meta`).
 
     `tokenizer_json` is accepted and unused: eval.py hands every data module its checkpoint's
@@ -120,25 +119,17 @@ class SyntheticDataModule(LightningDataModule, ABC):
         if split not in self.splits:
             raise ConfigError(f"data split {split!r} is not set up; call setup() first")
         data = self.splits[split]
-        trainer = self.trainer
+        world, rank = self._replicas()
         sampler = BucketBatchSampler(
             [1] * len(data),  # one length for all: the sampler only shuffles and shares out
             batch_size,
             shuffle=train,
             seed=self.hparams.seed,
-            num_replicas=trainer.world_size if trainer else None,
-            rank=trainer.global_rank if trainer else None,
+            num_replicas=world,
+            rank=rank,
         )
         kwargs: dict[str, Any] = {"batch_sampler": sampler, "collate_fn": _whole_batch}
-        if not train:
-            return DataLoader(data, **kwargs)
-        return ResumableDataLoader.for_trainer(trainer, data, **kwargs)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.hparams.batch_size, train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.hparams.eval_batch_size, train=False)
+        return self._resumable(data, **kwargs) if train else DataLoader(data, **kwargs)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.hparams.eval_batch_size, train=False)

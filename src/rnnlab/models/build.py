@@ -29,6 +29,13 @@ def model_settings(config: DictConfig) -> tuple[dict[str, Any], str | None]:
     return settings, settings.pop("pretrained", None)
 
 
+def model_objective(config: DictConfig | dict[str, Any]) -> tuple[str, str]:
+    """The (metric, mode) a model built from `cfg.model` monitors, read from its classes without
+    building it: its task's when it has one (`model.task`), else the model class's own."""
+    task = config.get("task")
+    return hydra.utils.get_class((task or config)["_target_"]).objective
+
+
 def model_class(checkpoint: dict[str, Any]) -> type:
     return hydra.utils.get_class(checkpoint["model_config"]["_target_"])
 

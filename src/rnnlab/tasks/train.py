@@ -40,11 +40,11 @@ def _find(callbacks: list, kind: type) -> Any | None:
     return next((c for c in callbacks if isinstance(c, kind)), None)
 
 
-def fill_objective(cfg: DictConfig, model: RecurrentModule) -> tuple[str, str]:
-    """Fill cfg.objective's nulls with the model's own (`RecurrentModule.objective`, which a
-    model may derive from its task), so the callbacks' ${objective.*} and a search see the
-    metric and mode the run will use."""
-    metric, mode = model.objective
+def fill_objective(cfg: DictConfig, own: tuple[str, str]) -> tuple[str, str]:
+    """Fill cfg.objective's nulls with the model's own (metric, mode) (`model.objective`, or
+    `model_objective(cfg.model)` before it is built), so the callbacks' ${objective.*} and a
+    search see the metric and mode the run will use."""
+    metric, mode = own
     given = cfg.objective
     if given.metric is not None and given.metric != metric:
         check(
@@ -143,7 +143,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule, model = build_data_and_model(cfg)
-    metric, _ = fill_objective(cfg, model)
+    metric, _ = fill_objective(cfg, model.objective)
     callbacks = [*instantiate_callbacks(cfg.get("callbacks")), *extra_callbacks]
     loggers = instantiate_loggers(
         cfg.get("logger"), output_dir, resuming=bool(cfg.get("ckpt_path"))
