@@ -4,6 +4,7 @@ resumed wandb run continues the same run; a run that never validates still finis
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,8 @@ def test_a_resumed_wandb_run_continues_the_same_run(
     )
     runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 2
-    assert all(run.name.endswith(f"-{run_id}") for run in runs)
+    # offline-run-<time>-<id>; a second start within the same second gets a "-1" suffix
+    assert all(re.fullmatch(rf"offline-run-\d{{8}}_\d{{6}}-{run_id}(-\d+)?", r.name) for r in runs)
     assert (tmp_path / WANDB_ID_FILE).read_text().strip() == run_id
 
 
