@@ -131,12 +131,18 @@ def test_report_on_a_folder_without_runs_is_a_one_line_error(tmp_path, capsys) -
 
 
 ADDING_CELLS = {  # a cell's label in the report, and the model settings that make it
-    "rnn": {"encoder": {"_target_": "rnnlab.models.components.RNNEncoder"}, "init": "default"},
+    "rnn": {
+        "encoder": {"_target_": "rnnlab.models.components.RNNEncoder"},
+        "init": {"_target_": "rnnlab.models.components.init.DefaultInit"},
+    },
     "rnn relu, identity init": {
         "encoder": {"_target_": "rnnlab.models.components.RNNEncoder", "nonlinearity": "relu"},
-        "init": "identity",
+        "init": {"_target_": "rnnlab.models.components.init.IdentityInit"},
     },
-    "lstm": {"encoder": {"_target_": "rnnlab.models.components.LSTMEncoder"}, "init": "default"},
+    "lstm": {
+        "encoder": {"_target_": "rnnlab.models.components.LSTMEncoder"},
+        "init": {"_target_": "rnnlab.models.components.init.DefaultInit"},
+    },
 }
 
 

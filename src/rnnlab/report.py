@@ -56,7 +56,7 @@ def _classifies(model: dict[str, Any]) -> bool:
     """A text classifier's run: a read-out and a classification task (the default)."""
     from rnnlab.models.components import Classification
 
-    task = model.get("task") or {"_target_": "rnnlab.models.components.Classification"}
+    task = model.get("task") or {"_target_": "rnnlab.models.components.task.Classification"}
     return "readout" in model and issubclass(get_class(task["_target_"]), Classification)
 
 
@@ -97,8 +97,9 @@ def cell_label(model: dict[str, Any]) -> str:
     label = cell_name(encoder)
     if encoder.get("nonlinearity", "tanh") != "tanh":
         label += f" {encoder['nonlinearity']}"
-    if model.get("init", "default") != "default":
-        label += f", {model['init']} init"
+    init = (model.get("init") or {}).get("_target_", "DefaultInit").rsplit(".", 1)[-1]
+    if init != "DefaultInit":
+        label += f", {init.removesuffix('Init').lower()} init"
     return label
 
 

@@ -28,6 +28,7 @@ VARIANTS = sorted(
     for n, c in _MODEL_PRESETS.items()
     if n not in ENCODERS and set(c.get("defaults", [])) & set(ENCODERS)
 )
+INITS = sorted(p.stem for p in (CONF / "model" / "init").glob("*.yaml"))
 
 
 def _readout_class(name: str) -> type:
@@ -48,6 +49,11 @@ TASKS = sorted(
     key=lambda cls: cls.__name__,
 )
 BINARY = DataMeta(vocab_size=60, pad_id=0, tokenizer_json="{}", label_names=("neg", "pos"))
+
+
+def _reports_matrices(cell: str) -> bool:
+    """Whether the cell reports recurrent matrices (optional), which orthogonal/identity set."""
+    return bool(classifier(cell).encoder.recurrent_weights())
 
 
 def model_config(overrides: list[str]) -> dict:
@@ -177,3 +183,7 @@ def stream_loader(batch_size: int = 3, steps: int = 5, n: int = 400, vocab_size:
 
     stream = np.random.default_rng(0).integers(1, vocab_size, n)
     return DataLoader(StreamChunks.layout(stream, batch_size, steps, pad_id=0), batch_size=None)
+
+
+# the cells whose encoder reports (gates * H, H) recurrent matrices (`recurrent_weights()`)
+MATRIX_CELLS = [cell for cell in ENCODERS if _reports_matrices(cell)]

@@ -83,7 +83,6 @@ def test_a_single_label_name_is_refused() -> None:
         ("model.embedding_dim=-1", r"^model\.embedding_dim=-1: "),
         ("model.dropout=1.0", r"^model\.dropout=1\.0: "),
         ("model.lr_decay=0.5", r"^model\.lr_decay=0\.5: "),
-        ("model.init=xavier", r"^model\.init='xavier': one of"),
         ("model.encoder.nonlinearity=sigmoid", r"^model\.encoder\.nonlinearity='sigmoid': "),
     ],
 )

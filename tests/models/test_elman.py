@@ -1,5 +1,5 @@
 """model=elman, the hand-written cell: it computes what nn.RNN computes, and the rest of rnnlab
-(truncated BPTT, mixed precision, the language model, model.init) takes it as any other."""
+(truncated BPTT, mixed precision, the language model, model/init) takes it as any other."""
 
 from __future__ import annotations
 
@@ -93,11 +93,11 @@ def test_elman_is_a_language_model_encoder_too() -> None:
 
 
 def test_elman_init_orthogonal_and_identity_set_its_own_matrices() -> None:
-    orthogonal = classifier("elman", "max", "model.init=orthogonal").encoder.forward_layers[0]
+    orthogonal = classifier("elman", "max", "model/init=orthogonal").encoder.forward_layers[0]
     weight = orthogonal.weight_h.detach()
     torch.testing.assert_close(weight @ weight.T, torch.eye(8), atol=1e-5, rtol=0)
     identity = classifier(
-        "elman", "max", "model.init=identity", "model.encoder.nonlinearity=relu"
+        "elman", "max", "model/init=identity", "model.encoder.nonlinearity=relu"
     ).encoder.forward_layers[0]
     assert torch.equal(identity.weight_h, torch.eye(8))
     assert not identity.bias.any() and identity.weight_x.abs().max() < 1e-2

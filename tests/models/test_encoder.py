@@ -6,8 +6,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnlab.models.components.encoder import reverse_within_length
-from tests.models.conftest import ENCODERS, READOUTS, classifier, padded_batch, torch_reference
+from rnnlab.models.components.encoder import StackedEncoder, reverse_within_length
+from rnnlab.models.components.init import DefaultInit, OrthogonalInit
+from rnnlab.utils.errors import ConfigError
+from tests.models.conftest import (
+    ENCODERS,
+    INITS,
+    MATRIX_CELLS,
+    READOUTS,
+    classifier,
+    padded_batch,
+    torch_reference,
+)
 
 
 def test_reverse_within_length_reverses_valid_steps_and_keeps_padding() -> None:
@@ -85,7 +95,7 @@ def test_layer_groups_hold_each_encoder_parameter_once_by_depth(encoder: str) ->
         assert {id(p) for p in group} == {id(p) for layer in layers for p in layer.parameters()}
 
 
-@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("encoder", MATRIX_CELLS)
 def test_recurrent_weights_are_the_encoders_own_parameters_for_every_layer(encoder: str) -> None:
     enc = classifier(encoder, "max", "model.num_layers=2", "model.bidirectional=true").encoder
     weights = enc.recurrent_weights()
@@ -97,9 +107,9 @@ def test_recurrent_weights_are_the_encoders_own_parameters_for_every_layer(encod
         assert layer.hidden_to_hidden.shape == (layer.gates * 8, 8)
 
 
-@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("encoder", MATRIX_CELLS)
 def test_orthogonal_init_makes_every_gate_block_orthogonal(encoder: str) -> None:
-    model = classifier(encoder, "max", "model.init=orthogonal", "model.bidirectional=true")
+    model = classifier(encoder, "max", "model/init=orthogonal", "model.bidirectional=true")
     default = classifier(encoder, "max", "model.bidirectional=true")
     for layer, before in zip(
         model.encoder.recurrent_weights(), default.encoder.recurrent_weights()
@@ -109,9 +119,9 @@ def test_orthogonal_init_makes_every_gate_block_orthogonal(encoder: str) -> None
             torch.testing.assert_close(block @ block.T, torch.eye(8), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("encoder", MATRIX_CELLS)
 def test_identity_init_sets_identity_blocks_zero_biases_and_small_inputs(encoder: str) -> None:
-    model = classifier(encoder, "max", "model.init=identity", "model.bidirectional=true")
+    model = classifier(encoder, "max", "model/init=identity", "model.bidirectional=true")
     for layer in model.encoder.recurrent_weights():
         for block in layer.hidden_to_hidden.detach().split(layer.hidden_size):
             assert torch.equal(block, torch.eye(8))
@@ -119,9 +129,37 @@ def test_identity_init_sets_identity_blocks_zero_biases_and_small_inputs(encoder
         assert 0 < layer.input_to_hidden.abs().max() < 1e-2
 
 
-@pytest.mark.parametrize("init", ["default", "orthogonal", "identity"])
+class VectorLayer(torch.nn.Module):
+    """An IndRNN-style layer: h_t = relu(W x_t + u * h_{t-1}), its recurrent weight a vector."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.inputs = torch.nn.Linear(input_size, hidden_size)
+        self.u = torch.nn.Parameter(torch.rand(hidden_size))
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
+        h = x.new_zeros(x.size(0), self.u.numel()) if state is None else state
+        driven, outputs = self.inputs(x), []
+        for t in range(x.size(1)):
+            h = torch.relu(driven[:, t] + self.u * h)
+            outputs.append(h)
+        return torch.stack(outputs, 1), h
+
+
+def test_an_init_that_needs_matrices_refuses_a_cell_without_them_in_one_line() -> None:
+    encoder = StackedEncoder(VectorLayer, input_size=4, hidden_size=3)
+    assert encoder.recurrent_weights() == []
+    encoder.initialise(DefaultInit())  # the cell's own init: nothing is asked of it
+    with pytest.raises(
+        ConfigError, match=r"^model\.init\._target_=OrthogonalInit: StackedEncoder"
+    ) as err:
+        encoder.initialise(OrthogonalInit())
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("init", INITS)
 def test_lstm_forget_bias_survives_every_init(init: str) -> None:
-    model = classifier("lstm", "max", "model.encoder.forget_bias=1.0", f"model.init={init}")
+    model = classifier("lstm", "max", "model.encoder.forget_bias=1.0", f"model/init={init}")
     for layer in model.encoder.recurrent_weights():
         forget = sum(bias[8:16] for bias in layer.biases)
         torch.testing.assert_close(forget, torch.ones(8))

@@ -26,8 +26,7 @@ from torch import Tensor, nn
 
 from rnnlab.meta import DataMeta
 from rnnlab.models.components.encoder import Encoder
-from rnnlab.models.components.init import INITS
-from rnnlab.utils.errors import ConfigError, check, check_choice
+from rnnlab.utils.errors import ConfigError, check
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +35,7 @@ NOT_HYPERPARAMETERS = (
     "meta",
     "embedding",
     "encoder",
+    "init",
     "readout",
     "head",
     "task",
@@ -94,7 +94,7 @@ class RecurrentModule(LightningModule):
         num_layers: int,
         bidirectional: bool,
         dropout: float,
-        init: str,
+        init: Callable[[Encoder], None],
     ) -> None:
         """Complete the input-layer and encoder partials with their sizes (the components'
         constructor contract), then apply `model.init` to the encoder."""
@@ -106,12 +106,7 @@ class RecurrentModule(LightningModule):
             bidirectional=bidirectional,
             dropout=dropout,
         )
-        self.init_encoder(init)
-
-    def init_encoder(self, how: str) -> None:
-        """Apply `model.init` to the encoder's recurrent matrices."""
-        check_choice("model.init", how, INITS)
-        self.encoder.initialise(how)
+        self.encoder.initialise(init)
 
     # -- layer groups: discriminative learning rates and gradual unfreezing -------------------
 

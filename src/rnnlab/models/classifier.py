@@ -19,6 +19,7 @@ from torchmetrics import MetricCollection
 from rnnlab.meta import DataMeta
 from rnnlab.models.base import NOT_HYPERPARAMETERS, RecurrentModule, check_sizes
 from rnnlab.models.components.encoder import Encoder, detach_state
+from rnnlab.models.components.init import DefaultInit
 from rnnlab.models.components.readout import Readout
 from rnnlab.models.components.task import Classification, Task
 from rnnlab.utils.errors import check, check_choice
@@ -49,7 +50,7 @@ class RNNClassifier(RecurrentModule):
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
-        init: str = "default",
+        init: Callable[[Encoder], None] = DefaultInit(),  # noqa: B008 (stateless)
         tbptt_steps: int | None = None,
         tbptt_loss: str = "every",
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,

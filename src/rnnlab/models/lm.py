@@ -13,6 +13,7 @@ from torchmetrics import MeanMetric, MinMetric
 from rnnlab.meta import DataMeta
 from rnnlab.models.base import NOT_HYPERPARAMETERS, RecurrentModule, check_sizes
 from rnnlab.models.components.encoder import Encoder, State, detach_state
+from rnnlab.models.components.init import DefaultInit
 from rnnlab.utils.errors import check, check_choice
 
 # full: its own vocab x hidden output layer | tied: the output layer is the input embedding
@@ -49,7 +50,7 @@ class RNNLanguageModel(RecurrentModule):
         hidden_size: int = 128,
         num_layers: int = 1,
         dropout: float = 0.1,
-        init: str = "default",
+        init: Callable[[Encoder], None] = DefaultInit(),  # noqa: B008 (stateless)
         tbptt_steps: int = 70,
         decoder: str = "adaptive",
         cutoffs: Sequence[int] = (2000, 10000),

@@ -2,8 +2,10 @@
 
 An encoder reads right-padded inputs (B, T, E) with their lengths and an optional carried state,
 and returns the outputs (B, T, output_size) and the state after step T. Everything else in
-rnnlab (truncated BPTT, the language model, fine-tuning from it, initialisation, discriminative
-learning rates, the gradient-flow callback, the benchmark) uses only this interface.
+rnnlab (truncated BPTT, the language model, fine-tuning from it, discriminative learning rates,
+the gradient-flow callback, the benchmark) uses only `forward`, `output_size` and
+`layer_groups`; `recurrent_weights()` is optional and only the initialisations that set
+recurrent matrices (`model/init=orthogonal|identity`) need it.
 
 Padding never reaches a sequence's own outputs: a unidirectional layer's outputs up to a
 sequence's end never see its padding, and the reverse direction of a bidirectional encoder runs
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from rnnlab.models.components.init import RecurrentWeights, init_recurrent
+from rnnlab.models.components.init import RecurrentWeights
 from rnnlab.utils.errors import check, check_choice
 
 # a layer's state (h, or (h, c) for an LSTM); an encoder's state: one per layer
@@ -47,14 +49,15 @@ class Encoder(nn.Module, ABC):
         """Parameters by depth, bottom to top: discriminative learning rates and gradual
         unfreezing treat each group as one layer."""
 
-    @abstractmethod
     def recurrent_weights(self) -> list[RecurrentWeights]:
-        """Every recurrent layer's matrices, which `model.init` initialises."""
+        """Optional: every recurrent layer's (gates * H, H) matrices, for the initialisations
+        that set them. A cell whose recurrence is not such a matrix reports none."""
+        return []
 
-    def initialise(self, how: str) -> None:
-        """`model.init` (rnnlab.models.components.init) on the reported matrices; a cell with
+    def initialise(self, init: Callable[[Encoder], None]) -> None:
+        """Apply `model.init` (a component of rnnlab.models.components.init); a cell with
         settings of its own on top (an LSTM's forget bias) extends this."""
-        init_recurrent(self.recurrent_weights(), how)
+        init(self)
 
 
 def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
@@ -137,11 +140,13 @@ class StackedEncoder(Encoder):
 
     def recurrent_weights(self) -> list[RecurrentWeights]:
         layers = [*self.forward_layers, *(self.backward_layers or ())]
-        return [self.layer_weights(layer) for layer in layers]
+        weights = [self.layer_weights(layer) for layer in layers]
+        return [] if None in weights else weights
 
-    @abstractmethod
-    def layer_weights(self, layer: nn.Module) -> RecurrentWeights:
-        """One layer's matrices, by the names its own class gives them."""
+    def layer_weights(self, layer: nn.Module) -> RecurrentWeights | None:
+        """Optional: one layer's matrices, by the names its own class gives them (None: the
+        cell reports none)."""
+        return None
 
 
 class TorchRNNEncoder(StackedEncoder):
@@ -170,7 +175,7 @@ class TorchRNNEncoder(StackedEncoder):
 
 class RNNEncoder(TorchRNNEncoder):
     """nn.RNN: h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh). `nonlinearity=relu` with
-    `model.init=identity` is the IRNN (Le et al. 2015)."""
+    `model/init=identity` is the IRNN (Le et al. 2015)."""
 
     rnn = nn.RNN
 
@@ -193,8 +198,8 @@ class LSTMEncoder(TorchRNNEncoder):
         self.forget_bias = forget_bias
         self._set_forget_bias()
 
-    def initialise(self, how: str) -> None:
-        super().initialise(how)
+    def initialise(self, init: Callable[[Encoder], None]) -> None:
+        super().initialise(init)
         self._set_forget_bias()  # `identity` zeroes the biases
 
     def _set_forget_bias(self) -> None:
