@@ -93,7 +93,8 @@ def compose_cfg(
         cfg.paths.output_dir = str(output_dir)
         cfg.paths.log_dir = str(output_dir)
         cfg.paths.cache_dir = str(cache)
-        if data is not None and "data" in cfg:
+        # a synthetic task reads no files (keys(): `in` alone misses a mandatory ??? path)
+        if data is not None and "data" in cfg and "path" in cfg.data.keys():  # noqa: SIM118
             cfg.data.path = str(data)
     return cfg
 

@@ -15,6 +15,8 @@ from tests.conftest import CONF, TINY, compose_cfg
 
 # groups chosen inside another config, and the package they are chosen at
 PACKAGED = {"model/common": "model/common@model"}
+# groups only one preset's defaults list holds: the LM's output layer (conf/model/common/lm.yaml)
+CONTEXT = {"model/decoder": ["experiment=imdb_lm"]}
 
 
 def all_options() -> list[tuple[str, str]]:
@@ -42,13 +44,15 @@ def test_the_registry_finds_every_group() -> None:
     } <= groups
 
 
-@pytest.mark.parametrize(("group", "option"), all_options(), ids="{0[0]}={0[1]}".format)
+@pytest.mark.parametrize(
+    ("group", "option"), [pytest.param(g, o, id=f"{g}={o}") for g, o in all_options()]
+)
 def test_every_option_composes_and_resolves(group, option, tmp_path) -> None:
-    override = _override(group, option)
+    overrides = [*CONTEXT.get(group, []), _override(group, option)]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        full = compose("train", overrides=[override], return_hydra_config=True)
+        full = compose("train", overrides=overrides, return_hydra_config=True)
     assert full.hydra.runtime.choices.get(group, option) == option
-    cfg = compose_cfg("train", [override], tmp_path, tmp_path / "cache", tmp_path)
+    cfg = compose_cfg("train", overrides, tmp_path, tmp_path / "cache", tmp_path)
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     if "search" in cfg:  # the searched keys exist; sampler, pruner and distributions build
         assert all(OmegaConf.select(cfg, key) is not None for key in cfg.search.params)

@@ -77,7 +77,7 @@ def test_a_bidirectional_two_layer_encoder_trains_on_cuda(precision) -> None:
 
 @pytest.mark.parametrize("cell", ENCODERS)
 def test_the_language_model_trains_with_the_adaptive_softmax_under_16_mixed(cell) -> None:
-    model = language_model(cell, "model.decoder=adaptive")
+    model = language_model(cell, decoder="adaptive")
     model.clip_val = 0.5
     trainer = quiet_trainer(accelerator="gpu", devices=1, precision="16-mixed", max_steps=8)
     trainer.fit(model, train_dataloaders=stream_loader())

@@ -63,7 +63,7 @@ def test_every_sweep_file_passes_the_engine_schema_and_its_keys_compose_in_hydra
     assert sweep["metric"]["goal"] == {"max": "maximize", "min": "minimize"}[task.objective[1]]
     for arg in args:
         key, value = arg.split("=", 1)
-        if key in cfg.hydra.runtime.choices:  # a preset: model=lstm, data=adding
+        if key in cfg.hydra.runtime.choices:  # a preset: model=lstm, experiment=adding
             assert cfg.hydra.runtime.choices[key] == value
         elif value == "null":
             assert OmegaConf.select(cfg, key, throw_on_missing=True) is None

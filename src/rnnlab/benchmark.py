@@ -38,6 +38,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
 
 from rnnlab.data import BucketBatchSampler, TextClassificationDataModule
 from rnnlab.data.dataset import EncodedReviews, pad_collate
@@ -71,7 +72,7 @@ class ThroughputRow:
     bare: float
     lightning_vs_hand: float
     lightning_vs_bare: float
-    mfu: float
+    mfu: float | None  # None: torch counts no matmul in the cell (see counted_flops)
     gemm_gflops: float
 
 
@@ -265,11 +266,33 @@ def gemm_flops_per_s(size: int, device: torch.device, runs: int = 5) -> float:
     return 2 * size**3 / statistics.median(times)
 
 
-def model_flops(gates: int, embedding_dim: int, hidden: int, tokens: int, sequences: int) -> float:
-    """Analytic matmul FLOPs of forward + backward (x3) on real tokens: recurrence + head.
-    `gates`: weight blocks per layer (1 for an RNN, 3 for a GRU, 4 for an LSTM)."""
-    per_token = gates * 2 * (embedding_dim + hidden) * hidden
-    return 3 * (per_token * tokens + 2 * hidden * sequences)
+def counted_flops(
+    model: RNNClassifier, steps: tuple[int, int] = (4, 8), batch: int = 2
+) -> tuple[float, float] | None:
+    """Matmul FLOPs of one training step (forward + backward) of a CPU model as (per real
+    token, per sequence), counted by torch's FlopCounterMode: any cell, no matrices reported.
+
+    A step's FLOPs are affine in the length, so two unpadded batches of `steps` lengths give
+    both terms. oneDNN is off while counting: its fused LSTM is one op the counter has no
+    formula for (nn.RNN, nn.GRU and hand-written cells run as matmuls the counter sees). None
+    when it sees no matmul in the encoder (a kernel it cannot look into, or no matmul at all).
+    """
+    totals, seen = [], []
+    for length in steps:
+        ids = torch.zeros(batch, length, dtype=torch.long)  # the ids do not change the FLOPs
+        with (
+            torch.backends.mkldnn.flags(enabled=False, allow_tf32=None),  # None: no TF32 warning
+            FlopCounterMode(display=False) as counter,
+        ):
+            logits = model(ids, torch.full((batch,), length))
+            model.loss(logits, torch.zeros(batch, dtype=torch.long)).backward()
+        totals.append(counter.get_total_flops())
+        seen.append(bool(counter.get_flop_counts().get(f"{type(model).__name__}.encoder")))
+    model.zero_grad(set_to_none=True)
+    if not all(seen):
+        return None
+    per_token = (totals[1] - totals[0]) / (batch * (steps[1] - steps[0]))
+    return per_token, totals[0] / batch - per_token * steps[0]
 
 
 def measure_throughput(
@@ -296,9 +319,10 @@ def measure_throughput(
     clip = cfg.trainer.gradient_clip_val
     shapes = [tuple(b["input_ids"].shape) for b in batches]
     tokens = int(sum(int(b["lengths"].sum()) for b in batches))
+    counted = counted_flops(model)  # before a loop moves the model to the device
+    sequences = sum(s[0] for s in shapes)
+    flops = None if counted is None else counted[0] * tokens + counted[1] * sequences
     encoder = build_encoder(cfg, embedding_dim, hidden)
-    gates = encoder.recurrent_weights()[0].gates
-    flops = model_flops(gates, embedding_dim, hidden, tokens, sum(s[0] for s in shapes))
     runs: dict[str, list[float]] = {k: [] for k in ("lightning", "hand", "bare", "gemm")}
     for repeat in range(warmup + repeats):
         times = {
@@ -312,6 +336,7 @@ def measure_throughput(
                 runs[key].append(tokens / seconds)
             runs["gemm"].append(gemm)
     pairs = list(zip(runs["lightning"], runs["hand"], runs["bare"], runs["gemm"]))
+    mfus = [lt * flops / tokens / g for lt, _, _, g in pairs] if flops is not None else None
     return ThroughputRow(
         cell=cell,
         hidden=hidden,
@@ -320,7 +345,7 @@ def measure_throughput(
         bare=statistics.median(runs["bare"]),
         lightning_vs_hand=statistics.median(lt / h for lt, h, _, _ in pairs),
         lightning_vs_bare=statistics.median(lt / b for lt, _, b, _ in pairs),
-        mfu=statistics.median(lt * flops / tokens / g for lt, _, _, g in pairs),
+        mfu=None if mfus is None else statistics.median(mfus),
         gemm_gflops=statistics.median(runs["gemm"]) / 1e9,
     )
 
@@ -452,7 +477,7 @@ def throughput_table(rows: list[ThroughputRow]) -> tuple[list[str], list[list[st
             f"{r.lightning_vs_hand:.3f}",
             _fmt_rate(r.bare),
             f"{r.lightning_vs_bare:.3f}",
-            f"{100 * r.mfu:.1f}%",
+            "—" if r.mfu is None else f"{100 * r.mfu:.1f}%",
             f"{r.gemm_gflops:.1f}",
         ]
         for r in rows
@@ -569,8 +594,10 @@ def run(args: argparse.Namespace, progress: Callable[[str], None] = print) -> Re
     header["method"] = (
         f"{args.repeats} repeats after {args.warmup} warm-up, loops interleaved per repeat; "
         "medians, ratios are medians of per-repeat ratios; Lightning timed from the first "
-        "batch's start to the last batch's end (Trainer start-up excluded); MFU = analytic "
-        f"model FLOPs/s of the Lightning loop over a {args.gemm_size}^2 float32 GEMM's FLOP/s"
+        "batch's start to the last batch's end (Trainer start-up excluded); MFU = the model's "
+        "matmul FLOPs per real token and sequence (forward + backward, counted by torch's "
+        "FlopCounterMode; — where it sees no matmul in the cell) at the Lightning loop's rate "
+        f"over a {args.gemm_size}^2 float32 GEMM's FLOP/s"
     )
     report = Report(header)
     for cell in args.cells:

@@ -3,7 +3,7 @@
 python -m rnnlab.report logs/sweeps/memory --out logs/sweeps/memory/report
 
 Text classification runs give a table of every run and test accuracy against max_len and the
-hidden size. Adding-task runs (data=adding, e.g. sweeps/long_range.yaml) give test MSE against
+hidden size. Adding-task runs (experiment=adding, e.g. sweeps/long_range.yaml) give test MSE against
 the sequence length T, a line per cell with the baseline marked, a table of which cell solved
 which T, and ||dL/dx_t|| against the distance from the end for every cell at one T.
 

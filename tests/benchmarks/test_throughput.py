@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from rnnlab import benchmark
 from rnnlab.data import TextClassificationDataModule
+from rnnlab.models import RNNClassifier
+from rnnlab.models.components.encoder import StackedEncoder
+from tests.models.conftest import ENCODERS, MATRIX_CELLS
 
 TINY_MODEL = ["model.embedding_dim=16"]
 
@@ -30,7 +37,7 @@ def test_batches_are_bucketed_and_padded_to_their_own_longest(batches) -> None:
         assert batch["input_ids"].shape[1] == int(batch["lengths"].max()) <= 24
 
 
-@pytest.mark.parametrize("cell", benchmark.CELLS)
+@pytest.mark.parametrize("cell", ENCODERS)
 def test_throughput_row_has_positive_rates_and_an_mfu_below_one(cell, batches) -> None:
     row = benchmark.measure_throughput(
         cell, 16, batches, vocab_size=50, pad_id=0, repeats=2, warmup=0, gemm_size=64,
@@ -42,42 +49,100 @@ def test_throughput_row_has_positive_rates_and_an_mfu_below_one(cell, batches) -
     assert 0 < row.mfu < 1 and row.gemm_gflops > 0
 
 
-@pytest.mark.filterwarnings("ignore:TF32")  # torch.backends.mkldnn.flags sets it too
-@pytest.mark.parametrize("cell", benchmark.CELLS)
-def test_model_flops_match_the_matmul_flops_torch_counts_in_a_training_step(cell: str) -> None:
-    """torch's FlopCounterMode counts every matmul of a real forward + backward of the project's
-    model (one layer, the `last` read-out, a binary head). The only difference from the analytic
-    count is the gradient of the zero initial state, which autograd skips: one recurrent matmul
-    per sequence and gate block. Catches a wrong gate count, (E + H) x H per gate, the backward
-    factor of 3 (input and weight gradients), and the head's 2 x H per sequence."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    embedding_dim, hidden, batch, steps = 3, 4, 2, 5
-    overrides = [f"model={cell}", "model/readout=last", "model.dropout=0.0"]
+def _classifier(cell: str, *extra: str, embedding_dim: int = 3, hidden: int = 4) -> RNNClassifier:
+    """The project's model, one layer, the `last` read-out and a binary head (one logit)."""
     cfg = benchmark.project_config(
-        [*overrides, f"model.embedding_dim={embedding_dim}", f"model.hidden_size={hidden}"]
+        [f"model={cell}", "model/readout=last", "model.dropout=0.0", *extra]
+        + [f"model.embedding_dim={embedding_dim}", f"model.hidden_size={hidden}"]
     )
-    model = benchmark.build_model(cfg, vocab_size=20, pad_id=0)
+    return benchmark.build_model(cfg, vocab_size=20, pad_id=0)
+
+
+def _step_flops(model: RNNClassifier, batch: int, steps: int) -> int:
+    """What FlopCounterMode counts in one training step on an unpadded (batch, steps) batch."""
     ids = torch.randint(1, 20, (batch, steps), generator=torch.Generator().manual_seed(0))
-    lengths = torch.full((batch,), steps)
-    # oneDNN's fused LSTM kernel is one opaque op; the native path shows its matmuls
-    with torch.backends.mkldnn.flags(enabled=False), FlopCounterMode(display=False) as counter:
-        model.loss(model(ids, lengths), torch.tensor([0, 1])).backward()
+    with (
+        torch.backends.mkldnn.flags(enabled=False, allow_tf32=None),
+        FlopCounterMode(display=False) as counter,
+    ):
+        model.loss(model(ids, torch.full((batch,), steps)), torch.arange(batch) % 2).backward()
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("cell", ENCODERS)
+def test_counted_flops_predict_a_training_step_of_any_length_and_batch(cell: str) -> None:
+    """The (per token, per sequence) pair, fitted on two lengths, is exact at a third shape."""
+    model = _classifier(cell, "model.num_layers=2", "model.bidirectional=true", hidden=6)
+    per_token, per_sequence = benchmark.counted_flops(model)
+    assert all(p.grad is None for p in model.parameters())  # counting leaves no gradients
+    assert per_token > 0
+    assert per_token * 3 * 11 + per_sequence * 3 == _step_flops(model, batch=3, steps=11)
+
+
+@pytest.mark.parametrize("cell", MATRIX_CELLS)
+def test_counted_flops_of_a_matrix_cell_are_its_matmuls_by_hand(cell: str) -> None:
+    """oneDNN's fused LSTM is one op FlopCounterMode has no formula for (with it on, torch
+    2.13 counts only the head); with it off, every cell that reports (gates * H, H) matrices is counted in full:
+    per token, gates x (E + H) x H multiply-adds (2 FLOPs each), per sequence the head's H; x 3
+    with backward (input and weight gradients), less the gradient of the zero initial state,
+    which autograd skips: one H x H matmul per gate block and sequence."""
+    embedding_dim, hidden = 3, 4
+    model = _classifier(cell, embedding_dim=embedding_dim, hidden=hidden)
     gates = model.encoder.recurrent_weights()[0].gates
-    assert gates == {"rnn": 1, "elman": 1, "gru": 3, "lstm": 4}[cell]
-    h0_gradient = 2 * gates * hidden * hidden * batch
-    expected = benchmark.model_flops(gates, embedding_dim, hidden, batch * steps, batch)
-    assert counter.get_total_flops() == expected - h0_gradient
-    # and the hand count for the smallest case: 1 gate, E = H = 1, one token, one sequence:
-    # w_x x + w_h h (2 multiply-adds = 4 FLOPs) and the head's w h (2 FLOPs), x 3 with backward
-    assert benchmark.model_flops(1, 1, 1, tokens=1, sequences=1) == 3 * (4 + 2)
+    per_token, per_sequence = benchmark.counted_flops(model)
+    assert per_token == 3 * gates * 2 * (embedding_dim + hidden) * hidden
+    assert per_sequence == 3 * 2 * hidden - 2 * gates * hidden * hidden
 
 
-@pytest.mark.parametrize(("cell", "gates"), [("rnn", 1), ("elman", 1), ("gru", 3), ("lstm", 4)])
-def test_the_encoder_reports_its_gate_count_through_the_interface(cell: str, gates: int) -> None:
-    cfg = benchmark.project_config([f"model={cell}"])
-    encoder = benchmark.build_encoder(cfg, embedding_dim=8, hidden=4)
-    assert {w.gates for w in encoder.recurrent_weights()} == {gates}
+class VectorLayer(nn.Module):
+    """An IndRNN-style layer: h_t = relu(W x_t + u * h_{t-1}), its recurrent weight a vector;
+    `elementwise`: W is the identity (input size = hidden size), so the layer has no matmul."""
+
+    def __init__(self, input_size: int, hidden_size: int, elementwise: bool = False) -> None:
+        super().__init__()
+        self.inputs = nn.Identity() if elementwise else nn.Linear(input_size, hidden_size)
+        self.u = nn.Parameter(torch.rand(hidden_size))
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
+        h = x.new_zeros(x.size(0), self.u.numel()) if state is None else state
+        driven, outputs = self.inputs(x), []
+        for t in range(x.size(1)):
+            h = torch.relu(driven[:, t] + self.u * h)
+            outputs.append(h)
+        return torch.stack(outputs, 1), h
+
+
+class VectorEncoder(StackedEncoder):
+    """The cell as a conf/model/<cell>.yaml would name it; it reports no recurrent matrices."""
+
+    def __init__(self, input_size: int, hidden_size: int, elementwise: bool = False, **kw) -> None:
+        layer = functools.partial(VectorLayer, elementwise=elementwise)
+        super().__init__(layer, input_size, hidden_size, **kw)
+
+
+VECTOR_CELL = f"model.encoder._target_={__name__}.VectorEncoder"  # on top of model=gru
+
+
+def _vector_row(batches: list[dict], *extra: str) -> benchmark.ThroughputRow:
+    return benchmark.measure_throughput(
+        "gru", 16, batches, vocab_size=50, pad_id=0, repeats=1, warmup=0, gemm_size=64,
+        overrides=[*TINY_MODEL, VECTOR_CELL, *extra],
+    )  # fmt: skip
+
+
+def test_a_cell_with_a_vector_recurrent_weight_gets_a_counted_mfu(batches) -> None:
+    """FlopCounterMode counts its input matmul (x 3 with backward) and the head's; the
+    elementwise recurrence u * h is not a matmul, as no cell's gate arithmetic is."""
+    model = _classifier("gru", VECTOR_CELL, embedding_dim=3, hidden=4)
+    assert model.encoder.recurrent_weights() == []
+    assert benchmark.counted_flops(model) == (3 * 2 * 3 * 4, 3 * 2 * 4)
+    assert 0 < _vector_row(batches).mfu < 1
+
+
+def test_a_cell_without_a_matmul_gets_a_dash_for_mfu_instead_of_crashing(batches) -> None:
+    row = _vector_row(batches, "+model.encoder.elementwise=true")
+    assert row.mfu is None and row.lightning > 0
+    assert "| — | " in benchmark.to_markdown(benchmark.Report({}, throughput=[row]))
 
 
 def test_bucketing_pads_less_than_unsorted_batches_and_fixed_length() -> None:

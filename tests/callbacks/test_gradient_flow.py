@@ -8,10 +8,10 @@ from lightning import Callback, Trainer
 from rnnlab.callbacks.gradient_flow import gradient_per_step
 from rnnlab.tasks.train import train
 from tests.conftest import TINY, compose_cfg
-from tests.models.conftest import make_model
+from tests.models.conftest import language_model, make_model
 
 
-def test_gradient_is_reported_per_distance_from_each_reviews_end() -> None:
+def test_gradient_is_reported_per_distance_from_each_sequences_end() -> None:
     torch.manual_seed(0)
     model = make_model(
         ["model=rnn", "model/readout=last", "model.embedding_dim=8", "model.hidden_size=8"]
@@ -23,6 +23,15 @@ def test_gradient_is_reported_per_distance_from_each_reviews_end() -> None:
     assert norms.shape == (12,)
     assert (norms > 0).all()
     assert model.training  # the measurement restores the mode it found
+
+
+def test_the_language_model_meets_the_gradient_flow_protocol() -> None:
+    torch.manual_seed(0)
+    model = language_model("gru")
+    ids = torch.randint(1, 50, (2, 9))
+    norms = gradient_per_step(model, {"input_ids": ids, "targets": ids.roll(-1, dims=1)})
+    assert norms.shape == (9,)
+    assert (norms > 0).all()
 
 
 @pytest.mark.parametrize("cell", ["rnn", "elman"])

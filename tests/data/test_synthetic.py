@@ -1,5 +1,5 @@
-"""The synthetic long-range tasks: what the generators draw, and that `data=adding` and
-`data=copy` compose and train through train.py's task."""
+"""The synthetic long-range tasks: what the generators draw, and that `experiment=adding` and
+`experiment=copy` compose and train through train.py's task."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from hydra.utils import get_class, instantiate
-from omegaconf import OmegaConf
 
 from rnnlab.data.synthetic import (
     BLANK,
@@ -28,16 +27,16 @@ from tests.conftest import CONF, compose_cfg
 from tests.models.conftest import ENCODERS, VARIANTS
 
 
-def _preset_class(path) -> type | None:
-    target = OmegaConf.load(path).get("data", {}).get("_target_")
-    return get_class(target) if target else None
+def _data_class(experiment: str) -> type:
+    cfg = compose_cfg("train", [f"experiment={experiment}"], CONF, CONF)
+    return get_class(cfg.data._target_)
 
 
-# the registry: every data preset whose module generates a synthetic task
+# the registry: every experiment preset whose data module generates a synthetic task
 SYNTHETIC_PRESETS = sorted(
     p.stem
-    for p in (CONF / "data").glob("*.yaml")
-    if (cls := _preset_class(p)) and issubclass(cls, SyntheticDataModule)
+    for p in (CONF / "experiment").glob("*.yaml")
+    if issubclass(_data_class(p.stem), SyntheticDataModule)
 )
 SMALL = {"num_train": 300, "num_val": 50, "num_test": 60}
 
@@ -143,7 +142,7 @@ SETTINGS = {"adding": ["data.seq_len=6"], "copy": ["data.delay=2", "data.copy_le
 
 @pytest.mark.parametrize("preset", SYNTHETIC_PRESETS)
 def test_presets_train_validate_and_test_through_the_train_task(preset, tmp_path) -> None:
-    overrides = [f"data={preset}", "model=lstm", *RUN, *SETTINGS[preset]]
+    overrides = [f"experiment={preset}", "model=lstm", *RUN, *SETTINGS.get(preset, [])]
     cfg = compose_cfg("train", overrides, tmp_path, tmp_path / "cache")
     metrics = train(cfg)
     metric, mode = get_class(cfg.model.task._target_).objective
@@ -155,7 +154,7 @@ def test_presets_train_validate_and_test_through_the_train_task(preset, tmp_path
 
 
 def test_gradient_flow_is_measured_through_the_input_projection(tmp_path) -> None:
-    overrides = ["data=adding", "model=rnn", *RUN, "data.seq_len=6"]
+    overrides = ["experiment=adding", "model=rnn", *RUN, "data.seq_len=6"]
     train(compose_cfg("train", overrides, tmp_path, tmp_path / "cache"))
     rows = (tmp_path / "gradient_flow" / "gradient_flow.csv").read_text().splitlines()
     assert rows[0] == "global_step,distance_from_end,grad_norm"
@@ -165,7 +164,7 @@ def test_gradient_flow_is_measured_through_the_input_projection(tmp_path) -> Non
 @pytest.mark.parametrize("preset", SYNTHETIC_PRESETS)
 @pytest.mark.parametrize("cell", ENCODERS + VARIANTS)
 def test_every_cell_preset_builds_for_every_synthetic_task(preset, cell, tmp_path) -> None:
-    overrides = [f"data={preset}", f"model={cell}", *RUN, *SETTINGS[preset]]
+    overrides = [f"experiment={preset}", f"model={cell}", *RUN, *SETTINGS.get(preset, [])]
     cfg = compose_cfg("train", overrides, tmp_path, tmp_path / "cache")
     data = instantiate(cfg.data)
     data.setup("fit")

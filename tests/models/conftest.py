@@ -28,7 +28,16 @@ VARIANTS = sorted(
     for n, c in _MODEL_PRESETS.items()
     if n not in ENCODERS and set(c.get("defaults", [])) & set(ENCODERS)
 )
-INITS = sorted(p.stem for p in (CONF / "model" / "init").glob("*.yaml"))
+
+
+def options(group: str) -> list[str]:
+    """The options of a config group, as files in conf/ (e.g. "model/init")."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+INITS = options("model/init")
+DECODERS = options("model/decoder")
+TBPTT_LOSSES = options("model/tbptt_loss")
 
 
 def _readout_class(name: str) -> type:
@@ -71,7 +80,9 @@ def make_model(overrides: list[str], meta: DataMeta = BINARY) -> RecurrentModule
 
 TINY = ["model.embedding_dim=8", "model.hidden_size=8", "model.dropout=0.0"]
 LM_META = DataMeta(vocab_size=50, pad_id=0, tokenizer_json="{}")
-LM_TINY = ["experiment=imdb_lm", *TINY, "model.cutoffs=[10,30]", "model.div_value=2.0"]
+LM_TINY = ["experiment=imdb_lm", *TINY]
+# the adaptive softmax's clusters sized for LM_META's 50 words
+ADAPTIVE_TINY = ["model.decoder.cutoffs=[10,30]", "model.decoder.div_value=2.0"]
 FOUR_CLASSES = DataMeta(
     vocab_size=60, pad_id=0, tokenizer_json="{}", label_names=("a", "b", "c", "d")
 )
@@ -97,9 +108,12 @@ def classifier(
 
 
 def language_model(
-    encoder: str, *extra: str, meta: DataMeta = LM_META, seed: int = 0
+    encoder: str, *extra: str, decoder: str = "adaptive", meta: DataMeta = LM_META, seed: int = 0
 ) -> RNNLanguageModel:
-    model = fast_model([*LM_TINY, f"model={encoder}", *extra], meta, seed)
+    """A tiny LM: `decoder` is an option of conf/model/decoder/."""
+    sizes = ADAPTIVE_TINY if decoder == "adaptive" else []
+    overrides = [*LM_TINY, f"model={encoder}", f"model/decoder={decoder}", *sizes, *extra]
+    model = fast_model(overrides, meta, seed)
     assert isinstance(model, RNNLanguageModel)
     return model
 

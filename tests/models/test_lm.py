@@ -12,13 +12,13 @@ from lightning import Callback, LightningModule, Trainer
 from rnnlab.models import RNNLanguageModel
 from rnnlab.utils import ConfigError
 from tests.conftest import quiet_trainer
-from tests.models.conftest import ENCODERS, LM_META, language_model, stream_loader
+from tests.models.conftest import DECODERS, ENCODERS, LM_META, language_model, stream_loader
 
 VOCAB = LM_META.vocab_size
 
 
 def _model(encoder: str = "lstm", decoder: str = "tied", *extra: str) -> RNNLanguageModel:
-    return language_model(encoder, f"model.decoder={decoder}", *extra)
+    return language_model(encoder, *extra, decoder=decoder)
 
 
 @pytest.mark.parametrize("encoder", ENCODERS)
@@ -64,7 +64,7 @@ def test_hidden_state_carries_across_batches_detached_and_resets_each_epoch(enco
         assert all(t.numel() == 3 * 8 for t in tensors)  # 3 streams x hidden 8
 
 
-@pytest.mark.parametrize("decoder", ["full", "tied", "adaptive"])
+@pytest.mark.parametrize("decoder", DECODERS)
 def test_every_decoder_gives_a_distribution_and_a_matching_loss(decoder: str) -> None:
     model = _model("gru", decoder).eval()
     ids = torch.randint(1, VOCAB, (2, 6))
@@ -93,16 +93,18 @@ def test_every_adaptive_cluster_gets_a_gradient_when_the_batch_has_none_of_its_w
 
 def test_tied_decoder_is_the_embedding() -> None:
     model = _model("lstm", "tied")
-    assert model.decoder.weight is model.embedding.weight and model.project is None
+    assert model.decoder.weight is model.embedding.weight and model.decoder.project is None
     wide = _model("lstm", "tied", "model.hidden_size=12")
-    assert wide.project.out_features == 8  # hidden -> embedding size before the tied layer
+    assert wide.decoder.project.out_features == 8  # hidden -> embedding size before the tied layer
 
 
 def test_bad_adaptive_settings_are_one_line() -> None:
-    with pytest.raises(ConfigError, match=r"^model\.cutoffs=\[10, 60\]: increasing integers"):
-        _model("lstm", "adaptive", "model.cutoffs=[10,60]")
-    with pytest.raises(ConfigError, match=r"^model\.div_value=4\.0: .*hidden_size=8"):
-        _model("lstm", "adaptive", "model.div_value=4.0")
+    with pytest.raises(
+        ConfigError, match=r"^model\.decoder\.cutoffs=\[10, 60\]: increasing integers"
+    ):
+        _model("lstm", "adaptive", "model.decoder.cutoffs=[10,60]")
+    with pytest.raises(ConfigError, match=r"^model\.decoder\.div_value=4\.0: .*hidden_size=8"):
+        _model("lstm", "adaptive", "model.decoder.div_value=4.0")
 
 
 def test_every_lm_parameter_is_in_one_layer_group_and_one_decayed_optimizer_group() -> None:

@@ -36,7 +36,7 @@ def _lm_checkpoint(path: Path, tokenizer_json: str, *overrides: str) -> Path:
     """What a run of experiment=imdb_lm saves, less the trainer's state (model=lstm unless an
     override says otherwise)."""
     lm = fast_model(
-        ["experiment=imdb_lm", "model=lstm", "model.decoder=tied", "model.dropout=0.0", *overrides],
+        ["experiment=imdb_lm", "model=lstm", "model/decoder=tied", "model.dropout=0.0", *overrides],
         _meta(tokenizer_json),
         seed=1,
     )

@@ -27,9 +27,9 @@ SMALL = ["model.hidden_size=8", "model.embedding_dim=4", "model.dropout=0.0"]
 def _preset(task: type[Task]) -> list[str]:
     """The overrides that build the model for `task` as its data preset does."""
     if task is Regression:
-        return ["data=adding"]
+        return ["experiment=adding"]
     if task is Recall:
-        return ["data=copy"]
+        return ["experiment=copy"]
     return []
 
 
@@ -114,19 +114,26 @@ def test_regression_reports_solved_below_its_threshold() -> None:
     ("overrides", "meta", "message"),
     [
         (
-            ["data=copy", "model.readout._target_=rnnlab.models.components.MaxReadout"],
+            ["experiment=copy", "model.readout._target_=rnnlab.models.components.MaxReadout"],
             COPY,
             "model.readout._target_='MaxReadout': StepReadout for the per-step task Recall",
         ),
         (["model/readout=step"], BINARY, "model.readout._target_='StepReadout': a read-out with"),
-        (["data=copy", "model.tbptt_steps=3"], COPY, "model.tbptt_steps=3: null for the per-step"),
         (
-            ["data=adding", "model.task.solved_below=0"],
+            ["experiment=copy", "model.tbptt_steps=3"],
+            COPY,
+            "model.tbptt_steps=3: null for the per-step",
+        ),
+        (
+            ["experiment=adding", "model.task.solved_below=0"],
             ADDING,
             "model.task.solved_below=0: null or a number > 0",
         ),
         (
-            ["data=adding", "model.embedding._target_=rnnlab.models.components.TokenEmbedding"],
+            [
+                "experiment=adding",
+                "model.embedding._target_=rnnlab.models.components.TokenEmbedding",
+            ],
             ADDING,
             "model.embedding._target_='TokenEmbedding': InputProjection",
         ),
@@ -144,7 +151,7 @@ def test_parts_that_do_not_fit_the_task_are_refused_in_one_line(overrides, meta,
 
 def test_step_readouts_keep_every_step() -> None:
     for name in STEP_READOUTS:
-        model = fast_model(["data=copy", f"model/readout={name}", *SMALL], COPY)
+        model = fast_model(["experiment=copy", f"model/readout={name}", *SMALL], COPY)
         batch = _batch(Recall)
         assert model(model.inputs(batch), batch["lengths"]).shape == (4, 7, 8)
 
@@ -158,7 +165,7 @@ def test_a_tiny_lstm_solves_the_adding_task_over_ten_steps() -> None:
     data.setup("fit")
     train, test = (data.splits[s].tensors for s in ("train", "test"))
     model = fast_model(
-        ["data=adding", "model=lstm", "model.hidden_size=16", "model.embedding_dim=8"], ADDING
+        ["experiment=adding", "model=lstm", "model.hidden_size=16", "model.embedding_dim=8"], ADDING
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(300):
@@ -172,7 +179,7 @@ def test_a_tiny_lstm_solves_the_adding_task_over_ten_steps() -> None:
 
 
 def test_truncated_bptt_reads_vector_inputs_in_chunks_with_the_state_carried() -> None:
-    model = fast_model(["data=adding", "model.tbptt_steps=3", *SMALL], ADDING).eval()
+    model = fast_model(["experiment=adding", "model.tbptt_steps=3", *SMALL], ADDING).eval()
     batch = _batch(Regression)  # 7 steps: chunks of 3, 3 and 1
     chunks = [outputs for _, outputs in model.tbptt_losses(batch)]
     assert len(chunks) == 3

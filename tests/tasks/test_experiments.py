@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.tasks.train import train
 from tests.conftest import CONF, ROOT, TINY, compose_cfg
@@ -30,19 +30,26 @@ STEPS = [
 ]
 
 
+def _composed(experiment: str) -> DictConfig:
+    return compose_cfg("train", [f"experiment={experiment}"], Path("unused"), Path("unused"))
+
+
 def _is_lm(experiment: str) -> bool:
-    cfg = compose_cfg("train", [f"experiment={experiment}"], Path("unused"), Path("unused"))
-    return cfg.data._target_.endswith("LanguageModelDataModule")
+    return _composed(experiment).data._target_.endswith("LanguageModelDataModule")
 
 
 def _overrides(experiment: str, *extra: str) -> list[str]:
+    """The tiny sizes, less the data keys this experiment's data module does not have (a
+    synthetic task has no vocabulary)."""
     lm_tiny = [o for o in LM_TINY if not o.startswith("experiment=")]
     tiny = lm_tiny if _is_lm(experiment) else TINY
+    data_keys = _composed(experiment).data.keys()
+    tiny = [o for o in tiny if not o.startswith("data.") or o[5:].split("=")[0] in data_keys]
     return [f"experiment={experiment}", *tiny, *STEPS, *extra]
 
 
 def _distributed(experiment: str) -> bool:
-    cfg = compose_cfg("train", [f"experiment={experiment}"], Path("unused"), Path("unused"))
+    cfg = _composed(experiment)
     return "ddp" in str(cfg.trainer.strategy) or cfg.trainer.devices not in (1, "1")
 
 

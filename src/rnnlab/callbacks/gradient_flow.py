@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from lightning import Callback, LightningModule, Trainer
@@ -18,33 +18,47 @@ from torch import Tensor
 from rnnlab.utils.io import atomic_write_bytes, atomic_write_text
 
 
-def gradient_per_step(model: LightningModule, batch: dict[str, Tensor]) -> Tensor:
+class GradientFlowModel(Protocol):
+    """What the measurement needs of a task model (both RNNClassifier and RNNLanguageModel
+    meet it): the input layer's output for a batch, and the loss computed from it."""
+
+    device: torch.device
+    training: bool
+
+    def embed(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """A batch -> x (B, T, E), the input layer's output, and the lengths (B,)."""
+
+    def loss_from_embedded(self, x: Tensor, lengths: Tensor, batch: dict[str, Tensor]) -> Tensor:
+        """The batch's mean loss computed from x, so its gradient reaches every x_t."""
+
+    def train(self, mode: bool = True) -> GradientFlowModel: ...
+
+
+def gradient_per_step(model: GradientFlowModel, batch: dict[str, Tensor]) -> Tensor:
     """Mean over the batch of ||dL/dx_t||, indexed by distance from each sequence's last step.
     x_t is the input layer's output: a token's embedding or a projected input vector."""
-    ids = model.inputs(batch).to(model.device)
-    lengths = batch["lengths"].to(model.device)
-    labels = batch["labels"].to(model.device)
+    batch = {key: value.to(model.device) for key, value in batch.items()}
     was_training = model.training
-    model.eval()
+    model.train(False)
     try:
         # cuDNN's RNN backward runs in training mode only; eval mode (no dropout) needs the
-        # native kernels, which are slower but serve a measurement on a few reviews
+        # native kernels, which are slower but serve a measurement on a few sequences
         with (
             torch.enable_grad(),
             torch.autocast(model.device.type, enabled=False),
             torch.backends.cudnn.flags(enabled=False),
         ):
-            x = model.embedding(ids).detach().float().requires_grad_(True)
-            loss = model.loss(model.classify_embedded(x, lengths), labels)
-            (grad,) = torch.autograd.grad(loss, x)
+            x, lengths = model.embed(batch)
+            x = x.detach().float().requires_grad_(True)
+            (grad,) = torch.autograd.grad(model.loss_from_embedded(x, lengths, batch), x)
     finally:
         model.train(was_training)
     norms = grad.norm(dim=-1)  # (B, T)
-    steps = torch.arange(ids.size(1), device=ids.device)
+    steps = torch.arange(x.size(1), device=x.device)
     distance = (lengths.unsqueeze(1) - 1 - steps).clamp(min=-1)  # -1 marks padding
     valid = distance >= 0
-    total = torch.zeros(ids.size(1), device=ids.device).index_add_(0, distance[valid], norms[valid])
-    count = torch.zeros(ids.size(1), device=ids.device).index_add_(
+    total = torch.zeros(x.size(1), device=x.device).index_add_(0, distance[valid], norms[valid])
+    count = torch.zeros(x.size(1), device=x.device).index_add_(
         0, distance[valid], torch.ones_like(norms[valid])
     )
     return (total / count.clamp(min=1))[count > 0].cpu()
@@ -52,10 +66,10 @@ def gradient_per_step(model: LightningModule, batch: dict[str, Tensor]) -> Tenso
 
 class GradientFlow(Callback):
     def __init__(
-        self, every_n_steps: int = 200, num_reviews: int = 32, dirname: str = "gradient_flow"
+        self, every_n_steps: int = 200, num_sequences: int = 32, dirname: str = "gradient_flow"
     ) -> None:
         self.every_n_steps = every_n_steps
-        self.num_reviews = num_reviews
+        self.num_sequences = num_sequences
         self.dirname = dirname
         self.rows: list[tuple[int, int, float]] = []
         self.batch: dict[str, Tensor] | None = None
@@ -66,7 +80,7 @@ class GradientFlow(Callback):
         if datamodule is None or not hasattr(datamodule, "val_dataloader"):
             return
         batch = next(iter(datamodule.val_dataloader()))
-        self.batch = {k: v[: self.num_reviews] for k, v in batch.items()}
+        self.batch = {k: v[: self.num_sequences] for k, v in batch.items()}
         self._measure(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:

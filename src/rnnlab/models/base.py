@@ -36,6 +36,8 @@ NOT_HYPERPARAMETERS = (
     "embedding",
     "encoder",
     "init",
+    "decoder",
+    "tbptt_loss",
     "readout",
     "head",
     "task",

@@ -22,9 +22,8 @@ from rnnlab.models.components.encoder import Encoder, detach_state
 from rnnlab.models.components.init import DefaultInit
 from rnnlab.models.components.readout import Readout
 from rnnlab.models.components.task import Classification, Task
-from rnnlab.utils.errors import check, check_choice
-
-TBPTT_LOSSES = ("every", "last")
+from rnnlab.models.components.tbptt_loss import ChunkLoss, EveryChunk
+from rnnlab.utils.errors import check
 
 
 class RNNClassifier(RecurrentModule):
@@ -52,7 +51,7 @@ class RNNClassifier(RecurrentModule):
         dropout: float = 0.0,
         init: Callable[[Encoder], None] = DefaultInit(),  # noqa: B008 (stateless)
         tbptt_steps: int | None = None,
-        tbptt_loss: str = "every",
+        tbptt_loss: ChunkLoss = EveryChunk(),  # noqa: B008 (stateless)
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         lr_decay: float = 1.0,
@@ -73,7 +72,6 @@ class RNNClassifier(RecurrentModule):
             tbptt_steps,
             "null with model.bidirectional=true (the reverse pass needs the whole sequence)",
         )
-        check_choice("model.tbptt_loss", tbptt_loss, TBPTT_LOSSES)
         self.save_hyperparameters(ignore=list(NOT_HYPERPARAMETERS))
         self.task = task(meta=meta)
         # the task's, on this model: ("val/acc", "max") classifying, ("val/mse", "min") adding
@@ -125,6 +123,13 @@ class RNNClassifier(RecurrentModule):
         outputs, _ = self.encoder(x, lengths)
         return self._logits(self.readout(outputs, lengths))
 
+    def embed(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """The input layer's output (B, T, E) and the lengths: the gradient-flow protocol."""
+        return self.embedding(self.inputs(batch)), batch["lengths"]
+
+    def loss_from_embedded(self, x: Tensor, lengths: Tensor, batch: dict[str, Tensor]) -> Tensor:
+        return self.loss(self.classify_embedded(x, lengths), batch["labels"])
+
     def _logits(self, summary: Tensor) -> Tensor:
         return self.task.outputs(self.head(self.dropout(summary)).float())
 
@@ -173,9 +178,8 @@ class RNNClassifier(RecurrentModule):
         """Yield (loss, logits) per chunk of `tbptt_steps` tokens; backward each before resuming.
 
         The carried state and the read-out's carry are detached between chunks, so no gradient
-        crosses a chunk boundary. `tbptt_loss=every`: each chunk's loss is the label predicted
-        from what has been read so far, over the sequences still running in it; `last`: only
-        the final chunk has a loss, earlier chunks only carry the state forward.
+        crosses a chunk boundary. `tbptt_loss` picks the chunks with a loss and weighs their rows
+        (conf/model/tbptt_loss/: `every` chunk's end, or the `last` one only).
         """
         ids, lengths, labels = self.inputs(batch), batch["lengths"], batch["labels"]
         k = self.tbptt_steps
@@ -187,7 +191,7 @@ class RNNClassifier(RecurrentModule):
         state, carry = None, None
         for i, chunk in enumerate(ids.split(k, dim=1)):
             chunk_len = (lengths - i * k).clamp(0, k)
-            with_grad = self.tbptt_loss == "every" or i == chunks - 1
+            with_grad = self.tbptt_loss.has_loss(i, chunks)
             with torch.set_grad_enabled(with_grad):
                 outputs, state = self.encoder(
                     self.dropout(self.embedding(chunk)), chunk_len.clamp(min=1), state
@@ -195,12 +199,7 @@ class RNNClassifier(RecurrentModule):
                 summary, carry = self.readout.step(outputs, chunk_len, carry)
                 logits = self._logits(summary)
             if with_grad:
-                running = (chunk_len > 0).to(logits.device)
-                weight = (
-                    running.float()
-                    if self.tbptt_loss == "every"
-                    else torch.ones_like(running, dtype=torch.float)
-                )
+                weight = self.tbptt_loss.row_weights((chunk_len > 0).to(logits.device))
                 per_row = self.loss(logits, labels, reduction="none")
                 yield (per_row * weight).sum() / weight.sum().clamp(min=1), logits
             state, carry = detach_state(state), detach_state(carry)

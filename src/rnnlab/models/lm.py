@@ -6,26 +6,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MinMetric
 
 from rnnlab.meta import DataMeta
 from rnnlab.models.base import NOT_HYPERPARAMETERS, RecurrentModule, check_sizes
+from rnnlab.models.components.decoder import AdaptiveDecoder, Decoder
 from rnnlab.models.components.encoder import Encoder, State, detach_state
 from rnnlab.models.components.init import DefaultInit
-from rnnlab.utils.errors import check, check_choice
-
-# full: its own vocab x hidden output layer | tied: the output layer is the input embedding
-# (Press & Wolf 2017) | adaptive: nn.AdaptiveLogSoftmaxWithLoss (Grave et al. 2017), frequent
-# words in a small head, rare ones in cheaper, lower-dimensional clusters
-DECODERS = ("full", "tied", "adaptive")
-
-
-def _no_autocast(x: Tensor) -> torch.autocast:
-    """AdaptiveLogSoftmaxWithLoss fills a float32 buffer with its head's output, which mixed
-    precision would compute in half precision (index_copy_ then fails): run it in float32."""
-    return torch.autocast(x.device.type, enabled=False)
+from rnnlab.utils.errors import check
 
 
 class RNNLanguageModel(RecurrentModule):
@@ -52,9 +41,7 @@ class RNNLanguageModel(RecurrentModule):
         dropout: float = 0.1,
         init: Callable[[Encoder], None] = DefaultInit(),  # noqa: B008 (stateless)
         tbptt_steps: int = 70,
-        decoder: str = "adaptive",
-        cutoffs: Sequence[int] = (2000, 10000),
-        div_value: float = 4.0,
+        decoder: Callable[..., Decoder] = AdaptiveDecoder,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         lr_decay: float = 1.0,
@@ -68,45 +55,14 @@ class RNNLanguageModel(RecurrentModule):
             tbptt_steps=tbptt_steps,
         )
         check(0 <= dropout < 1, "model.dropout", dropout, "a number in [0, 1)")
-        check_choice("model.decoder", decoder, DECODERS)
-        vocab_size = meta.vocab_size
-        cutoffs = [int(c) for c in cutoffs]
-        if decoder == "adaptive":
-            check(
-                bool(cutoffs)
-                and cutoffs == sorted(set(cutoffs))
-                and cutoffs[0] > 0
-                and cutoffs[-1] < vocab_size - 1,
-                "model.cutoffs",
-                cutoffs,
-                f"increasing integers between 1 and vocab_size - 2 = {vocab_size - 2}",
-            )
-            check(
-                div_value > 0 and hidden_size // div_value ** len(cutoffs) >= 1,
-                "model.div_value",
-                div_value,
-                f"a number > 0 that leaves the last cluster >= 1 of hidden_size={hidden_size} "
-                "dimensions (each cluster has the previous one's / div_value)",
-            )
         self.save_hyperparameters(ignore=list(NOT_HYPERPARAMETERS))
         self.build_body(
             embedding, encoder, embedding_dim, hidden_size, num_layers, False, dropout, init
         )
         self.dropout = nn.Dropout(dropout)
-        self.decoder_kind = decoder
-        tied = decoder == "tied"
-        # a tied output layer reads embedding_dim features
-        self.project = (
-            nn.Linear(hidden_size, embedding_dim) if tied and hidden_size != embedding_dim else None
+        self.decoder = decoder(
+            hidden_size=hidden_size, vocab_size=meta.vocab_size, embedding=self.embedding
         )
-        if decoder == "adaptive":
-            self.decoder = nn.AdaptiveLogSoftmaxWithLoss(
-                hidden_size, vocab_size, cutoffs, div_value
-            )
-        else:
-            self.decoder = nn.Linear(embedding_dim if tied else hidden_size, vocab_size)
-            if tied:
-                self.decoder.weight = self.embedding.weight
         self._state: State = None
         self._val_state: State = None
         self.val_loss = MeanMetric()
@@ -119,35 +75,23 @@ class RNNLanguageModel(RecurrentModule):
         outputs, state = self.encoder(x, lengths, state)
         return self.dropout(outputs), state
 
-    def _features(self, outputs: Tensor) -> Tensor:
-        return outputs if self.project is None else self.project(outputs)
+    def embed(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """The input layer's output (B, T, E) and the lengths: the gradient-flow protocol."""
+        ids = batch["input_ids"]
+        return self.embedding(ids), torch.full((ids.size(0),), ids.size(1), device=ids.device)
+
+    def loss_from_embedded(self, x: Tensor, lengths: Tensor, batch: dict[str, Tensor]) -> Tensor:
+        outputs, _ = self.encoder(x, lengths)
+        return self.loss(outputs, batch["targets"])[0]
 
     def loss(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         """Mean negative log-likelihood over the real (non-pad) targets, and their count."""
         keep = targets != self.meta.pad_id
-        features, targets = self._features(outputs[keep]), targets[keep]
-        if self.decoder_kind == "adaptive":
-            with _no_autocast(features):
-                return self.decoder(features.float(), targets).loss, keep.sum()
-        return F.cross_entropy(self.decoder(features).float(), targets), keep.sum()
-
-    def _zero_on_every_cluster(self) -> Tensor | float:
-        """An adaptive softmax runs a tail cluster only for a batch with a target in it, and DDP
-        all-reduces a gradient only once every parameter has one: a rank whose batch missed a
-        cluster would skip that all-reduce and the ranks would hang. A zero term gives every tail
-        weight a (zero) gradient on every step."""
-        if self.decoder_kind != "adaptive":
-            return 0.0
-        return 0.0 * sum(p.sum() for p in self.decoder.tail.parameters())
+        return self.decoder.loss(outputs[keep], targets[keep]), keep.sum()
 
     def log_probs(self, outputs: Tensor) -> Tensor:
         """Features (..., H) -> log-probabilities over the whole vocabulary (..., V)."""
-        features = self._features(outputs)
-        if self.decoder_kind == "adaptive":
-            with _no_autocast(features):
-                flat = self.decoder.log_prob(features.reshape(-1, features.size(-1)).float())
-            return flat.view(*features.shape[:-1], -1)
-        return F.log_softmax(self.decoder(features).float(), dim=-1)
+        return self.decoder.log_probs(outputs)
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
@@ -157,7 +101,7 @@ class RNNLanguageModel(RecurrentModule):
         outputs, state = self(batch["input_ids"], self._state)
         self._state = detach_state(state)
         loss, count = self.loss(outputs, batch["targets"])
-        loss = loss + self._zero_on_every_cluster()
+        loss = loss + self.decoder.zero_on_every_parameter()
         self.check_finite(loss)
         self.log("train/loss", loss, prog_bar=True, batch_size=int(count))
         self.log("train/ppl", loss.exp(), prog_bar=True, batch_size=int(count))
