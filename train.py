@@ -5,7 +5,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from rnnlab.search import run_search
+from rnnlab.tasks.search import run_search
 from rnnlab.tasks.train import train
 from rnnlab.utils.cli import exit_on_unknown_group_choice
 

@@ -3,7 +3,7 @@
 #   IMDB_DIR=../shared/data/imdb SST2_DIR=../shared/data/sst2 benchmarks/reproduce.sh [out dir]
 # The one-thread runs go in two lanes side by side (a 2-core machine: about 20 minutes), then
 # experiment=imdb_fast on both cores. A run whose metrics.json exists is kept, so an interrupted
-# script continues where it stopped. `python -m rnnlab.report` then writes the results table
+# script continues where it stopped. `python -m rnnlab.tools.report` then writes the results table
 # (a row per command, mean ± std over its seeds) to <out>/report/commands.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,5 +39,5 @@ wait "$first" || status=1
 wait "$second" || status=1
 run imdb_fast experiment=imdb_fast || status=1
 
-python -m rnnlab.report "$out" --out "$out/report"
+python -m rnnlab.tools.report "$out" --out "$out/report"
 exit "$status"

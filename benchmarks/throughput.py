@@ -1,6 +1,6 @@
-"""python benchmarks/throughput.py [--data PATH] [--out FILE.md] ...: see rnnlab.benchmark."""
+"""python benchmarks/throughput.py [--data PATH] [--out FILE.md] ...: see rnnlab.tools.benchmark."""
 
-from rnnlab.benchmark import main
+from rnnlab.tools.benchmark import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

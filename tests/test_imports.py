@@ -1,4 +1,5 @@
-"""The package's import graph: no cycles, and the models never reach into the data package."""
+"""The package's import graph: no cycles, the models never reach into the data package, and the
+core never imports a tool."""
 
 from __future__ import annotations
 
@@ -75,3 +76,29 @@ def test_models_do_not_import_the_data_package(package: str) -> None:
         if target == "rnnlab.data" or target.startswith("rnnlab.data.")
     }
     assert not offenders
+
+
+# the core: every subpackage but the tools
+CORE = sorted(f"rnnlab.{p.parent.name}" for p in PACKAGE.glob("*/__init__.py"))
+CORE.remove("rnnlab.tools")
+
+
+def _inside(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+@pytest.mark.parametrize("package", CORE)
+def test_the_core_does_not_import_the_tools(package: str) -> None:
+    offenders = {
+        (module, target)
+        for module, targets in import_graph().items()
+        if _inside(module, package)
+        for target in targets
+        if _inside(target, "rnnlab.tools")
+    }
+    assert not offenders
+
+
+def test_the_package_root_holds_no_tool_module() -> None:
+    """Tools live in rnnlab.tools; beside the subpackages the root keeps only the data facts."""
+    assert sorted(p.name for p in PACKAGE.glob("*.py")) == ["__init__.py", "meta.py"]

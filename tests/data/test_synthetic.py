@@ -1,9 +1,10 @@
 """The synthetic long-range tasks: what the generators draw, and that `experiment=adding` and
-`experiment=copy` compose and train through train.py's task."""
+`experiment=copy` compose, train through train.py's task and evaluate from their checkpoints."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from rnnlab.data.synthetic import (
 from rnnlab.models import build_model
 from rnnlab.models.build import model_settings
 from rnnlab.models.components.task import IGNORE
+from rnnlab.tasks.evaluate import evaluate
 from rnnlab.tasks.train import train
 from rnnlab.utils.errors import ConfigError
 from tests.conftest import CONF, compose_cfg
@@ -141,7 +143,7 @@ SETTINGS = {"adding": ["data.seq_len=6"], "copy": ["data.delay=2", "data.copy_le
 
 
 @pytest.mark.parametrize("preset", SYNTHETIC_PRESETS)
-def test_presets_train_validate_and_test_through_the_train_task(preset, tmp_path) -> None:
+def test_presets_train_test_and_evaluate_from_the_checkpoint(preset, tmp_path, capsys) -> None:
     overrides = [f"experiment={preset}", "model=lstm", *RUN, *SETTINGS.get(preset, [])]
     cfg = compose_cfg("train", overrides, tmp_path, tmp_path / "cache")
     metrics = train(cfg)
@@ -151,6 +153,17 @@ def test_presets_train_validate_and_test_through_the_train_task(preset, tmp_path
     assert f"{metric}_best" in saved and (tmp_path / "checkpoints" / "best.ckpt").is_file()
     assert {"test/loss", metric.replace("val/", "test/")} <= metrics.keys()
     assert np.isfinite(metrics["test/loss"])
+    # eval.py rebuilds the generator from the checkpoint and scores its test split again
+    ckpt = f"ckpt_path={tmp_path / 'checkpoints' / 'best.ckpt'}"
+    evaluated = evaluate(compose_cfg("eval", [ckpt, *RUN[:1]], tmp_path / "eval", tmp_path))
+    assert evaluated["test/loss"] == pytest.approx(metrics["test/loss"], abs=1e-6)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        evaluate(compose_cfg("eval", [ckpt, "data.path=/elsewhere"], tmp_path / "e2", tmp_path))
+    assert re.fullmatch(
+        r"error: data.path='/elsewhere': .* has no such key; it takes: .*\n",
+        capsys.readouterr().err,
+    )
 
 
 def test_gradient_flow_is_measured_through_the_input_projection(tmp_path) -> None:

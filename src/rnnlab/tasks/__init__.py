@@ -1,1 +1,1 @@
-"""What the entry points run: train, evaluate, predict."""
+"""What the entry points run: train, evaluate, predict, generate, and the Optuna search."""

@@ -15,18 +15,33 @@ from rnnlab.tasks.common import test_metrics, write_metrics
 from rnnlab.utils import ConfigError, read_checkpoint, task_wrapper
 
 
+def data_overrides(cfg: DictConfig, stored: dict[str, Any]) -> dict[str, Any]:
+    """The `data.*` keys set for this evaluation, checked against the data module the
+    checkpoint was trained with: a synthetic task has no files and no cache, so a key it lacks
+    is refused, except a cache folder it has no use for."""
+    asked = {
+        k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items() if v is not None
+    }
+    if "cache_dir" not in stored:
+        asked.pop("cache_dir", None)
+    for key, value in asked.items():
+        if key not in stored:
+            allowed = ", ".join(sorted(k for k in stored if not k.startswith("_")))
+            raise ConfigError(
+                f"data.{key}={value!r}: the checkpoint's data module {stored['_target_']} has "
+                f"no such key; it takes: {allowed}"
+            )
+    return asked
+
+
 @task_wrapper
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.get("ckpt_path"):
         raise ConfigError("ckpt_path=None: required; pass ckpt_path=<run>/checkpoints/best.ckpt")
     checkpoint = read_checkpoint(cfg.ckpt_path)
     model = model_from_checkpoint(checkpoint, str(cfg.ckpt_path), kind=RNNClassifier)
-    overrides = {
-        k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items() if v is not None
-    }
-    datamodule = hydra.utils.instantiate(
-        {**model.meta.data_config, **overrides}, tokenizer_json=model.meta.tokenizer_json
-    )
+    data_config = {**model.meta.data_config, **data_overrides(cfg, model.meta.data_config)}
+    datamodule = hydra.utils.instantiate(data_config, tokenizer_json=model.meta.tokenizer_json)
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, logger=False, use_distributed_sampler=False
     )

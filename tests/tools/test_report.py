@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rnnlab.report import collect, main, read_wandb_run, write_recipe_table
+from rnnlab.tools.report import collect, main, read_wandb_run, write_recipe_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -50,7 +50,7 @@ from rnnlab.models.components import Encoder
 from rnnlab.tasks.train import route_clipping
 from rnnlab.utils import atomic_write_text
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 # every conf/model/<name>.yaml with an encoder is a cell the benchmark can measure
 # the presets that name an encoder class (not variants of one, such as irnn)
 CELLS = sorted(
@@ -439,7 +439,7 @@ def cached_restart(
     """Medians, from launching a fresh interpreter: imports, data from the warm cache, then model
     + Trainer start-up + one training step. The cache must exist (call prepare_data first)."""
     code = (
-        "from rnnlab.benchmark import first_step_child\n"
+        "from rnnlab.tools.benchmark import first_step_child\n"
         f"first_step_child({data_kwargs!r}, {list(overrides)!r})\n"
     )
     parts: dict[str, list[float]] = {"imports": [], "data": [], "first step": [], "total": []}

@@ -2,7 +2,7 @@
 (conf/hparams_search/): `python train.py hparams_search=imdb_optuna`.
 
 Each trial is a train task in this process, in `<run dir>/trials/<trial number>` (with its
-.hydra/config.yaml, so rnnlab.report reads it as any run). The trial object stays at hand during
+.hydra/config.yaml, so rnnlab.tools.report reads it as any run). The trial object stays at hand during
 training, so Optuna's Lightning callback reports the objective after every validation and
 stops a trial the pruner judges unpromising. The study lives in `search.storage` (sqlite by
 default): running the same command again adds `search.n_trials` more trials to it. The study's

@@ -1,4 +1,4 @@
-"""Overlay the gradient-flow curves of several runs: `python -m rnnlab.gradflow_plot RUN... --out F`.
+"""Overlay the gradient-flow curves of several runs: `python -m rnnlab.tools.gradflow_plot RUN... --out F`.
 
 Each run directory holds `gradient_flow/gradient_flow.csv` (written by the GradientFlow callback);
 one curve per run, at the run's first or last measurement.

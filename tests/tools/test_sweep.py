@@ -10,9 +10,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
-from rnnlab import sweep as runner
-from rnnlab.report import cell_name
-from rnnlab.sweep import agent_command, load_runs, load_sweep, main, next_run, run_sweep
+from rnnlab.tools import sweep as runner
+from rnnlab.tools.report import cell_name
+from rnnlab.tools.sweep import agent_command, load_runs, load_sweep, main, next_run, run_sweep
 from tests.conftest import CONF, ROOT, TINY
 
 SWEEP_FILES = sorted((ROOT / "sweeps").glob("*.yaml"))

@@ -1,6 +1,6 @@
 """Turn finished runs into the sweep's answer: tables and plots.
 
-python -m rnnlab.report logs/sweeps/memory --out logs/sweeps/memory/report
+python -m rnnlab.tools.report logs/sweeps/memory --out logs/sweeps/memory/report
 
 Text classification runs give a table of every run and test accuracy against max_len and the
 hidden size. Adding-task runs (experiment=adding, e.g. sweeps/long_range.yaml) give test MSE against
@@ -396,7 +396,7 @@ def plot_gradient_flow(rows: list[dict[str, Any]], seq_len: int, path: Path) -> 
     """||dL/dx_t|| against the distance from the end, a line per cell, for the runs at T =
     `seq_len`: at initialisation (left) and at the end of training (right). False when no such
     run kept the GradientFlow callback's data."""
-    from rnnlab.gradflow_plot import read_curve
+    from rnnlab.tools.gradflow_plot import read_curve
 
     runs = [
         r
@@ -452,7 +452,7 @@ def report_adding(rows: list[dict[str, Any]], out: Path, seq_len: int | None) ->
 @task_wrapper
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(
-        prog="python -m rnnlab.report",
+        prog="python -m rnnlab.tools.report",
         description="Tables (runs.md, runs.csv, commands.md) and plots of finished runs.",
     )
     parser.add_argument("dirs", nargs="+", type=Path, help="sweep, multirun or run folders")

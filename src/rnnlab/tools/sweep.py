@@ -1,6 +1,6 @@
 """Run a wandb sweep file without a wandb server.
 
-python -m rnnlab.sweep sweeps/memory.yaml --count 4 --out logs/sweeps/memory -- trainer.max_epochs=1
+python -m rnnlab.tools.sweep sweeps/memory.yaml --count 4 --out logs/sweeps/memory -- trainer.max_epochs=1
 
 Configurations come from wandb's own sweep engine (`sweeps.next_run`), the command line from the
 same wandb helpers a `wandb agent` uses, and each finished run's metrics.json goes back to the
@@ -35,7 +35,7 @@ from rnnlab.utils.overrides import quote_override_value
 from rnnlab.utils.task import task_wrapper
 
 if not importable("sweeps"):  # an optional extra; this module is the feature that needs it
-    sys.exit(f"error: {install_hint('python -m rnnlab.sweep', 'sweeps', 'sweeps')}")
+    sys.exit(f"error: {install_hint('python -m rnnlab.tools.sweep', 'sweeps', 'sweeps')}")
 # sweeps 0.2 declares pydantic-v1 model options; pydantic 2 warns once per model at import
 warnings.filterwarnings("ignore", message="Valid config keys have changed in V2")
 from sweeps import (  # noqa: E402
@@ -222,7 +222,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1 :]
     parser = argparse.ArgumentParser(
-        prog="python -m rnnlab.sweep",
+        prog="python -m rnnlab.tools.sweep",
         description="Run a wandb sweep file locally with wandb's sweep engine, no server.",
         epilog="Overrides after -- go to every run, e.g. -- trainer.max_epochs=1",
     )

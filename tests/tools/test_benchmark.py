@@ -10,10 +10,10 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from rnnlab import benchmark
 from rnnlab.data import TextClassificationDataModule
 from rnnlab.models import RNNClassifier
 from rnnlab.models.components.encoder import StackedEncoder
+from rnnlab.tools import benchmark
 from tests.models.conftest import ENCODERS, MATRIX_CELLS
 
 TINY_MODEL = ["model.embedding_dim=16"]
