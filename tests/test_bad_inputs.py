@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pyarrow as pa
@@ -247,6 +248,15 @@ def test_installed_extras_pass() -> None:
     assert (
         group_choice_missing_extra(["hparams_search=imdb_optuna", "hydra/launcher=slurm"]) is None
     )
+
+
+def test_an_extra_a_lazy_loader_imported_still_counts_as_installed(monkeypatch) -> None:
+    """optuna_integration imports itself lazily and leaves `__spec__` None, which find_spec
+    refuses once the module is in sys.modules (after a search ran in the same process)."""
+    lazy = types.ModuleType("lazy_extra")
+    lazy.__spec__ = None
+    monkeypatch.setitem(sys.modules, "lazy_extra", lazy)
+    assert extras.importable("lazy_extra")
 
 
 def _closed_port() -> int:

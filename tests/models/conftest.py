@@ -201,3 +201,15 @@ def stream_loader(batch_size: int = 3, steps: int = 5, n: int = 400, vocab_size:
 
 # the cells whose encoder reports (gates * H, H) recurrent matrices (`recurrent_weights()`)
 MATRIX_CELLS = [cell for cell in ENCODERS if _reports_matrices(cell)]
+
+
+def _has_torch_twin(cell: str) -> bool:
+    """Whether `torch_reference` can rebuild the cell's layer as nn.RNN / nn.LSTM / nn.GRU."""
+    from rnnlab.models.components.elman import ElmanLayer
+
+    return isinstance(classifier(cell).encoder.forward_layers[0], (nn.RNNBase, ElmanLayer))
+
+
+# the cells checked against torch's own recurrence (a brought cell has no such twin; the
+# padding tests cover every cell)
+TORCH_TWIN_CELLS = [cell for cell in ENCODERS if _has_torch_twin(cell)]

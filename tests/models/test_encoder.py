@@ -14,6 +14,7 @@ from tests.models.conftest import (
     INITS,
     MATRIX_CELLS,
     READOUTS,
+    TORCH_TWIN_CELLS,
     classifier,
     padded_batch,
     torch_reference,
@@ -63,7 +64,7 @@ def test_prediction_does_not_change_when_the_review_is_padded(
     torch.testing.assert_close(with_longer[0], alone[0], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("encoder", TORCH_TWIN_CELLS)
 def test_bidirectional_last_state_matches_a_packed_sequence_reference(encoder: str) -> None:
     model = classifier(encoder, "last", "model.bidirectional=true").eval()
     batch = padded_batch([12, 5, 1])

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from rnnlab.data.base import TextDataModule, check_counts
 from rnnlab.data.cache import load_or_rebuild, read_arrow_folder
-from rnnlab.data.dataset import TRUNCATION_SIDES, EncodedReviews, pad_collate
+from rnnlab.data.dataset import TRUNCATION_SIDES, EncodedTexts, pad_collate
 from rnnlab.data.loading import (
     classifier_split,
     load_source,
@@ -95,7 +95,7 @@ class TextClassificationDataModule(TextDataModule):
         )
         self.save_hyperparameters(ignore=["tokenizer_json"], logger=False)
         self.tokenizer_json = tokenizer_json
-        self.splits: dict[str, EncodedReviews] = {}
+        self.splits: dict[str, EncodedTexts] = {}
 
     def _cache_prefix(self) -> str:
         return source_slug(self.hparams.path, self.hparams.name)
@@ -182,7 +182,7 @@ class TextClassificationDataModule(TextDataModule):
         splits = {}
         for name in SPLITS:
             table = read_arrow_folder(self.cache_path / name)
-            splits[name] = EncodedReviews.from_arrow(
+            splits[name] = EncodedTexts.from_arrow(
                 table, self.hparams.max_len, self.hparams.truncation
             )
             if len(splits[name]) != meta["sizes"][name]:

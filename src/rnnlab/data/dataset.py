@@ -22,8 +22,9 @@ def truncate(ids: np.ndarray, max_len: int, side: str) -> np.ndarray:
     return np.concatenate([ids[:head], ids[len(ids) - (max_len - head) :]])
 
 
-class EncodedReviews(Dataset):
-    """(token ids, class id) items of one split; any text dataset, not only reviews."""
+class EncodedTexts(Dataset):
+    """(token ids, class id) items of one split of any text dataset, stored flat (one array of
+    ids and their offsets) so a split of 25k texts is two arrays, not 25k tensors."""
 
     def __init__(
         self, flat: np.ndarray, offsets: np.ndarray, labels: np.ndarray, max_len: int, side: str
@@ -32,7 +33,7 @@ class EncodedReviews(Dataset):
         self.max_len, self.side = max_len, side
 
     @classmethod
-    def from_arrow(cls, table: pa.Table, max_len: int, side: str) -> EncodedReviews:
+    def from_arrow(cls, table: pa.Table, max_len: int, side: str) -> EncodedTexts:
         ids = table.column("input_ids").combine_chunks()
         return cls(
             ids.values.to_numpy(),

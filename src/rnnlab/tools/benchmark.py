@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from rnnlab.data import BucketBatchSampler, TextClassificationDataModule
-from rnnlab.data.dataset import EncodedReviews, pad_collate
+from rnnlab.data.dataset import EncodedTexts, pad_collate
 from rnnlab.meta import DataMeta
 from rnnlab.models import RNNClassifier
 from rnnlab.models import build_model as build_from_config
@@ -131,17 +131,17 @@ def build_encoder(cfg: DictConfig, embedding_dim: int, hidden: int) -> Encoder:
     )
 
 
-def synthetic_reviews(n: int, vocab_size: int, max_len: int, seed: int = 0) -> EncodedReviews:
+def synthetic_reviews(n: int, vocab_size: int, max_len: int, seed: int = 0) -> EncodedTexts:
     """IMDB-like word-level lengths: log-normal, median ~210 tokens, mean ~280, long tail."""
     rng = np.random.default_rng(seed)
     lengths = np.clip(rng.lognormal(np.log(210), 0.75, n), 10, 2500).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     flat = rng.integers(2, vocab_size, offsets[-1], dtype=np.int32)
-    return EncodedReviews(flat, offsets, rng.integers(0, 2, n), max_len, "head_tail")
+    return EncodedTexts(flat, offsets, rng.integers(0, 2, n), max_len, "head_tail")
 
 
 def bucketed_loader(
-    reviews: EncodedReviews, batch_size: int, pad_id: int, seed: int = 42
+    reviews: EncodedTexts, batch_size: int, pad_id: int, seed: int = 42
 ) -> DataLoader:
     """The data module's training loader for reviews that did not come from a data module."""
     return DataLoader(

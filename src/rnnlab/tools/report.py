@@ -250,7 +250,7 @@ def plot(rows: list[dict[str, Any]], x: str, label: str, path: Path) -> None:
     ax.set_xlabel(label)
     ax.set_ylabel("test accuracy")
     averaged = any(len(accs) > 1 for by_x in points.values() for accs in by_x.values())
-    ax.set_title(f"IMDB test accuracy vs {label}" + (" (mean over runs)" if averaged else ""))
+    ax.set_title(f"test accuracy vs {label}" + (" (mean over runs)" if averaged else ""))
     ax.grid(alpha=0.3)
     ax.legend(title="cell")
     fig.tight_layout()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from importlib.util import find_spec
 
 # config group -> (module, its pip package) pairs that any option of the group needs, and the extra
@@ -22,6 +23,8 @@ def importable(module: str) -> bool:
         return find_spec(module) is not None
     except ModuleNotFoundError:  # a dotted name whose parent package is missing
         return False
+    except ValueError:  # imported already, by a lazy loader that leaves __spec__ None
+        return sys.modules.get(module) is not None
 
 
 def install_hint(feature: str, package: str, extra: str) -> str:
