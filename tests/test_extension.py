@@ -129,11 +129,6 @@ def test_an_init_that_needs_matrices_refuses_the_vector_cell_in_one_line(clone, 
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: test_pretrained's layer copy and test_benchmark's hand matmul count still "
-    "assume a torch-shaped cell and fail for the kit's mgu",
-)
 def test_the_suite_covers_the_new_files_and_passes_with_them(clone) -> None:
     """The parametrised tests read their options from conf/, so they pick the new files up."""
     marks = "not real_data and not slow and not gpu"

@@ -40,8 +40,10 @@ def _lm_checkpoint(path: Path, tokenizer_json: str, *overrides: str) -> Path:
         _meta(tokenizer_json),
         seed=1,
     )
-    with torch.no_grad():  # a tied LM trains the pad row too
-        lm.embedding.weight[0] = 1.0
+    with torch.no_grad():
+        for param in lm.parameters():  # trained: every weight has left its init, zeros too
+            param.add_(0.01)
+        lm.embedding.weight[0] = 1.0  # a tied LM trains the pad row too
     checkpoint = {"state_dict": lm.state_dict(), "epoch": 0, "global_step": 1}
     lm.on_save_checkpoint(checkpoint)
     torch.save(checkpoint, path)
