@@ -213,3 +213,21 @@ def _has_torch_twin(cell: str) -> bool:
 # the cells checked against torch's own recurrence (a brought cell has no such twin; the
 # padding tests cover every cell)
 TORCH_TWIN_CELLS = [cell for cell in ENCODERS if _has_torch_twin(cell)]
+
+
+class VectorLayer(nn.Module):
+    """An IndRNN-style layer: h_t = relu(W x_t + u * h_{t-1}), its recurrent weight a vector;
+    `elementwise`: W is the identity (input size = hidden size), so the layer has no matmul."""
+
+    def __init__(self, input_size: int, hidden_size: int, elementwise: bool = False) -> None:
+        super().__init__()
+        self.inputs = nn.Identity() if elementwise else nn.Linear(input_size, hidden_size)
+        self.u = nn.Parameter(torch.rand(hidden_size))
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
+        h = x.new_zeros(x.size(0), self.u.numel()) if state is None else state
+        driven, outputs = self.inputs(x), []
+        for t in range(x.size(1)):
+            h = torch.relu(driven[:, t] + self.u * h)
+            outputs.append(h)
+        return torch.stack(outputs, 1), h

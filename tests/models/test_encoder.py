@@ -15,6 +15,7 @@ from tests.models.conftest import (
     MATRIX_CELLS,
     READOUTS,
     TORCH_TWIN_CELLS,
+    VectorLayer,
     classifier,
     padded_batch,
     torch_reference,
@@ -128,23 +129,6 @@ def test_identity_init_sets_identity_blocks_zero_biases_and_small_inputs(encoder
             assert torch.equal(block, torch.eye(8))
         assert all(not bias.any() for bias in layer.biases)
         assert 0 < layer.input_to_hidden.abs().max() < 1e-2
-
-
-class VectorLayer(torch.nn.Module):
-    """An IndRNN-style layer: h_t = relu(W x_t + u * h_{t-1}), its recurrent weight a vector."""
-
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__()
-        self.inputs = torch.nn.Linear(input_size, hidden_size)
-        self.u = torch.nn.Parameter(torch.rand(hidden_size))
-
-    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
-        h = x.new_zeros(x.size(0), self.u.numel()) if state is None else state
-        driven, outputs = self.inputs(x), []
-        for t in range(x.size(1)):
-            h = torch.relu(driven[:, t] + self.u * h)
-            outputs.append(h)
-        return torch.stack(outputs, 1), h
 
 
 def test_an_init_that_needs_matrices_refuses_a_cell_without_them_in_one_line() -> None:

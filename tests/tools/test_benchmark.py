@@ -7,14 +7,13 @@ import functools
 import numpy as np
 import pytest
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from rnnlab.data import TextClassificationDataModule
 from rnnlab.models import RNNClassifier
 from rnnlab.models.components.encoder import StackedEncoder
 from rnnlab.tools import benchmark
-from tests.models.conftest import ENCODERS, TORCH_TWIN_CELLS
+from tests.models.conftest import ENCODERS, TORCH_TWIN_CELLS, VectorLayer
 
 TINY_MODEL = ["model.embedding_dim=16"]
 
@@ -94,24 +93,6 @@ def test_counted_flops_of_a_torch_shaped_cell_are_its_matmuls_by_hand(cell: str)
     per_token, per_sequence = benchmark.counted_flops(model)
     assert per_token == 3 * gates * 2 * (embedding_dim + hidden) * hidden
     assert per_sequence == 3 * 2 * hidden - 2 * gates * hidden * hidden
-
-
-class VectorLayer(nn.Module):
-    """An IndRNN-style layer: h_t = relu(W x_t + u * h_{t-1}), its recurrent weight a vector;
-    `elementwise`: W is the identity (input size = hidden size), so the layer has no matmul."""
-
-    def __init__(self, input_size: int, hidden_size: int, elementwise: bool = False) -> None:
-        super().__init__()
-        self.inputs = nn.Identity() if elementwise else nn.Linear(input_size, hidden_size)
-        self.u = nn.Parameter(torch.rand(hidden_size))
-
-    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
-        h = x.new_zeros(x.size(0), self.u.numel()) if state is None else state
-        driven, outputs = self.inputs(x), []
-        for t in range(x.size(1)):
-            h = torch.relu(driven[:, t] + self.u * h)
-            outputs.append(h)
-        return torch.stack(outputs, 1), h
 
 
 class VectorEncoder(StackedEncoder):
