@@ -17,6 +17,11 @@ from rnnlab.models.components.init import DefaultInit
 from rnnlab.utils.errors import check
 
 
+def _full_lengths(ids: Tensor) -> Tensor:
+    """A stream chunk has no padding: every row is as long as the chunk."""
+    return torch.full((ids.size(0),), ids.size(1), device=ids.device)
+
+
 class RNNLanguageModel(RecurrentModule):
     """Embedding -> encoder -> next-token distribution, a loss at every token.
 
@@ -71,14 +76,12 @@ class RNNLanguageModel(RecurrentModule):
     def forward(self, input_ids: Tensor, state: State = None) -> tuple[Tensor, State]:
         """Token ids (B, T) and the state they continue -> features (B, T, H) and the new state."""
         x = self.dropout(self.embedding(input_ids))
-        lengths = torch.full((input_ids.size(0),), input_ids.size(1), device=input_ids.device)
-        outputs, state = self.encoder(x, lengths, state)
+        outputs, state = self.encoder(x, _full_lengths(input_ids), state)
         return self.dropout(outputs), state
 
     def embed(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """The input layer's output (B, T, E) and the lengths: the gradient-flow protocol."""
-        ids = batch["input_ids"]
-        return self.embedding(ids), torch.full((ids.size(0),), ids.size(1), device=ids.device)
+        return self.embedding(batch["input_ids"]), _full_lengths(batch["input_ids"])
 
     def loss_from_embedded(self, x: Tensor, lengths: Tensor, batch: dict[str, Tensor]) -> Tensor:
         outputs, _ = self.encoder(x, lengths)

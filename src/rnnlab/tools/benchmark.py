@@ -51,8 +51,8 @@ from rnnlab.tasks.train import route_clipping
 from rnnlab.utils import atomic_write_text
 
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
-# every conf/model/<name>.yaml with an encoder is a cell the benchmark can measure
-# the presets that name an encoder class (not variants of one, such as irnn)
+# the cells it can measure: the conf/model/ presets that name an encoder class (not variants
+# of one, such as irnn)
 CELLS = sorted(
     p.stem
     for p in (CONF_DIR / "model").glob("*.yaml")
