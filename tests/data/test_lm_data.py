@@ -67,17 +67,22 @@ def test_a_resumed_loader_starts_with_the_next_chunk() -> None:
     assert len(list(loader)) == len(first)  # the skip applies once
 
 
-def test_datamodule_streams_unsupervised_and_train_reviews_never_test(lm_dir, tmp_path) -> None:
+def test_datamodule_trains_on_unsupervised_and_train_reviews_and_tests_on_test(
+    lm_dir, tmp_path
+) -> None:
     dm = LanguageModelDataModule(
         str(lm_dir), cache_dir=str(tmp_path), vocab_size=1000, tbptt_steps=8, batch_size=4
     )
     dm.setup("fit")
     eos = dm.tokenizer.token_to_id(EOS)
-    reviews = sum(int((s == eos).sum()) for s in dm.streams.values())
+    reviews = sum(int((dm.streams[name] == eos).sum()) for name in ("train", "val"))
     assert reviews == 216 + 120  # train less the classifier's 10% validation, + unsupervised
     assert all(s[-1] == eos for s in dm.streams.values())  # each review ended by <eos>
     assert int((dm.streams["val"] == eos).sum()) == round(336 * 0.02)
+    # the test reviews are only read: their own word is not in the vocabulary
     assert dm.tokenizer.token_to_id(TEST_ONLY_WORD) is None
+    assert int((dm.streams["test"] == eos).sum()) == 120  # every test review
+    assert next(iter(dm.test_dataloader()))["input_ids"].shape == (64, 8)
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape == (4, 8) and batch["targets"].shape == (4, 8)
     again = LanguageModelDataModule(
@@ -91,6 +96,16 @@ def test_datamodule_streams_unsupervised_and_train_reviews_never_test(lm_dir, tm
 def test_the_test_split_is_refused(lm_dir, tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"^data\.splits=\['train', 'test'\]: .*never test"):
         LanguageModelDataModule(str(lm_dir), cache_dir=str(tmp_path), splits=["train", "test"])
+    with pytest.raises(ConfigError, match=r"^data\.test_split='train': null or a split not"):
+        LanguageModelDataModule(str(lm_dir), cache_dir=str(tmp_path), test_split="train")
+
+
+def test_without_a_test_split_testing_is_one_line(lm_dir, tmp_path) -> None:
+    dm = LanguageModelDataModule(str(lm_dir), cache_dir=str(tmp_path), test_split=None)
+    dm.setup("fit")
+    assert set(dm.streams) == {"train", "val"}
+    with pytest.raises(ConfigError, match=r"^data\.test_split=None: .* no test texts"):
+        dm.test_dataloader()
 
 
 def test_a_missing_unsupervised_split_is_one_line(hub_dir, tmp_path) -> None:
@@ -110,7 +125,7 @@ def test_another_text_column_and_split_names(multiclass_dir, tmp_path) -> None:
     )
     dm.setup("fit")
     eos = dm.tokenizer.token_to_id(EOS)
-    assert sum(int((s == eos).sum()) for s in dm.streams.values()) == 360 + 80
+    assert sum(int((dm.streams[n] == eos).sum()) for n in ("train", "val")) == 360 + 80
     assert dm.cache_path.name.startswith(f"{multiclass_dir.name.replace('_', '-')}-lm-")
 
 

@@ -11,9 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
+from rnnlab.tasks.evaluate import evaluate
+from rnnlab.tasks.predict import predict
 from rnnlab.tasks.train import train
 from tests.conftest import CONF, ROOT, TINY, compose_cfg
 from tests.lm_helpers import LM_TINY, write_lm_layout
@@ -136,3 +139,21 @@ def test_experiment_trains_and_writes_metrics(
     assert (out / "checkpoints" / "last.ckpt").is_file()
     if cfg.test:
         assert "test/loss" in metrics
+
+
+def test_eval_scores_a_language_model_checkpoint_as_training_did(
+    lm_run, lm_data, cache_dir, tmp_path, capsys
+) -> None:
+    trained = json.loads((lm_run / "metrics.json").read_text())
+    ckpt = f"ckpt_path={lm_run / 'checkpoints' / 'best.ckpt'}"
+    overrides = [ckpt, "trainer.accelerator=cpu", "trainer.limit_test_batches=2"]  # as trained
+    cfg = compose_cfg("eval", overrides, tmp_path, cache_dir, lm_data)
+    evaluated = evaluate(cfg)
+    assert np.isfinite(trained["test/ppl"])
+    assert evaluated["test/ppl"] == pytest.approx(trained["test/ppl"], rel=1e-6)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        predict(OmegaConf.create({"ckpt_path": ckpt[len("ckpt_path=") :], "text": "a film"}))
+    assert capsys.readouterr().err.endswith(
+        "a language model; it continues texts with generate.py\n"
+    )

@@ -50,13 +50,13 @@ def test_a_file_of_many_lines_is_streamed_in_batches(tmp_path, monkeypatch, caps
     path = tmp_path / "reviews.txt"
     path.write_text("a great film\n" * 100_000)
     seen = []
-    original = Predictor.probabilities
+    original = Predictor.outputs
 
     def spy(self, texts):
         seen.append(len(texts))
         return original(self, texts)
 
-    monkeypatch.setattr(Predictor, "probabilities", spy)
+    monkeypatch.setattr(Predictor, "outputs", spy)
     monkeypatch.setattr(
         Predictor, "from_checkpoint", classmethod(lambda cls, path, device: PREDICTOR)
     )

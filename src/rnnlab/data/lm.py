@@ -32,9 +32,8 @@ from rnnlab.utils.errors import ConfigError, check, check_choice
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 TEXT_SPLITS = ("unsupervised", "train")  # never "test": the classifier is scored on it
-STREAMS = ("train", "val")
 
 
 def encode_stream(texts: Sequence[str], tokenizer: Tokenizer, batch_size: int = 1000) -> np.ndarray:
@@ -131,6 +130,9 @@ class LanguageModelDataModule(TextDataModule):
     of train, same seed) are left out, or the fine-tuned classifier would pick its best
     checkpoint on texts the LM has read. null reads all of train.
 
+    `test_split`: the split whose texts give the test perplexity (read after training, never
+    trained on, tokenized with the training texts' vocabulary); null: no test stream.
+
     The tokenizer (with `<eos>`) is trained on the LM's training texts, unless `tokenizer_json`
     gives one (eval from a checkpoint); the classifier fine-tuned from the LM reuses it from the
     LM checkpoint.
@@ -148,6 +150,7 @@ class LanguageModelDataModule(TextDataModule):
         splits: Sequence[str] = TEXT_SPLITS,
         val_fraction: float = 0.02,
         classifier_val_fraction: float | None = 0.1,
+        test_split: str | None = "test",
         batch_size: int = 64,
         eval_batch_size: int = 64,
         tbptt_steps: int = 70,
@@ -170,6 +173,12 @@ class LanguageModelDataModule(TextDataModule):
             "data.splits",
             splits,
             "distinct split names, never test (the classifier is scored on it)",
+        )
+        check(
+            test_split is None or test_split not in splits,
+            "data.test_split",
+            test_split,
+            f"null or a split not trained on (data.splits={splits})",
         )
         check(0 < val_fraction < 1, "data.val_fraction", val_fraction, "a number in (0, 1)")
         check(
@@ -208,6 +217,7 @@ class LanguageModelDataModule(TextDataModule):
             "splits": hp.splits,
             "val_fraction": hp.val_fraction,
             "classifier_val_fraction": hp.classifier_val_fraction,
+            "test_split": hp.test_split,
             "seed": hp.seed,
         }
 
@@ -228,9 +238,15 @@ class LanguageModelDataModule(TextDataModule):
         order = np.random.default_rng(hp.seed).permutation(len(texts))
         n_val = max(1, round(len(texts) * hp.val_fraction))
         check(n_val < len(texts), "data.val_fraction", hp.val_fraction, "leaves no training text")
-        parts = {"train": order[n_val:], "val": order[:n_val]}
+        streams = {
+            name: [texts[i] for i in part]
+            for name, part in (("train", order[n_val:]), ("val", order[:n_val]))
+        }
+        if hp.test_split:
+            tested, _ = text_splits(raw, {hp.test_split: "data.test_split"}, hp.text_column)
+            streams["test"] = list(tested[hp.test_split]["text"])
         tokenizer = self._tokenizer(
-            (texts[i] for i in parts["train"]), f"{len(parts['train'])} texts", extra=(EOS,)
+            iter(streams["train"]), f"{len(streams['train'])} texts", extra=(EOS,)
         )
         if tokenizer.token_to_id(EOS) is None:
             raise ConfigError(
@@ -239,11 +255,11 @@ class LanguageModelDataModule(TextDataModule):
             )
         meta: dict[str, Any] = {"source": hp.path, "name": hp.name, "label_names": [], "sizes": {}}
         with self._building_cache(tokenizer, meta) as tmp:
-            for name, index in parts.items():
-                log.info("Encoding %d %s texts into one stream", len(index), name)
-                stream = encode_stream([texts[i] for i in index], tokenizer)
+            for name, part in streams.items():
+                log.info("Encoding %d %s texts into one stream", len(part), name)
+                stream = encode_stream(part, tokenizer)
                 np.save(tmp / f"{name}.npy", stream)
-                meta["sizes"][name] = {"texts": len(index), "tokens": len(stream)}
+                meta["sizes"][name] = {"texts": len(part), "tokens": len(stream)}
 
     def setup(self, stage: str | None = None) -> None:
         if not self.streams:
@@ -251,12 +267,20 @@ class LanguageModelDataModule(TextDataModule):
 
     def _load_cache(self) -> None:
         meta = self._read_cache_meta()
-        streams = {name: np.load(self.cache_path / f"{name}.npy") for name in STREAMS}
+        streams = {name: np.load(self.cache_path / f"{name}.npy") for name in meta["sizes"]}
         for name, stream in streams.items():
             if len(stream) != meta["sizes"][name]["tokens"]:
                 raise ValueError(f"{name}: {len(stream)} tokens, meta.json says otherwise")
         self.label_names = ()
         self.streams = streams
+
+    def test_dataloader(self) -> DataLoader:
+        if self.streams and "test" not in self.streams:
+            raise ConfigError(
+                "data.test_split=None: this language model has no test texts; "
+                "set data.test_split=<a split it was not trained on>"
+            )
+        return self._loader("test", self.hparams.eval_batch_size, train=False)
 
     def _loader(self, name: str, batch_size: int, train: bool) -> DataLoader:
         if name not in self.streams:

@@ -136,11 +136,6 @@ class RNNClassifier(RecurrentModule):
     def loss(self, logits: Tensor, labels: Tensor, reduction: str = "mean") -> Tensor:
         return self.task.loss(logits, labels, reduction=reduction)
 
-    def probabilities(self, logits: Tensor) -> Tensor:
-        """A classification task's class probabilities: (B,) of the positive class when binary,
-        else (B, C)."""
-        return self.task.probabilities(logits)
-
     def _shared_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         logits = self(self.inputs(batch), batch["lengths"])
         return self.loss(logits, batch["labels"]), logits

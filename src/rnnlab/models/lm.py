@@ -69,8 +69,8 @@ class RNNLanguageModel(RecurrentModule):
             hidden_size=hidden_size, vocab_size=meta.vocab_size, embedding=self.embedding
         )
         self._state: State = None
-        self._val_state: State = None
-        self.val_loss = MeanMetric()
+        self._eval_state: State = None
+        self.eval_loss = MeanMetric()
         self.val_ppl_best = MinMetric()
 
     def forward(self, input_ids: Tensor, state: State = None) -> tuple[Tensor, State]:
@@ -111,21 +111,38 @@ class RNNLanguageModel(RecurrentModule):
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        self._val_state = None
-        self.val_loss.reset()
+        self._eval_state = None
+        self.eval_loss.reset()
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        outputs, self._val_state = self(batch["input_ids"], self._val_state)
-        loss, count = self.loss(outputs, batch["targets"])
-        self.val_loss.update(loss, weight=count)
+        self._eval_step(batch)
 
     def on_validation_epoch_end(self) -> None:
-        loss = self.val_loss.compute()  # token-weighted over every rank's streams
-        ppl = loss.exp()
-        self.log_dict({"val/loss": loss, "val/ppl": ppl}, prog_bar=True)
+        ppl = self._log_eval("val")
         if not self.trainer.sanity_checking:
             self.val_ppl_best(ppl)
             self.log("val/ppl_best", self.val_ppl_best.compute())
+
+    def on_test_epoch_start(self) -> None:
+        self.on_validation_epoch_start()
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_eval("test")
+
+    def _eval_step(self, batch: dict[str, Tensor]) -> None:
+        """Validation and test read their stream in order, the state carried across batches."""
+        outputs, self._eval_state = self(batch["input_ids"], self._eval_state)
+        loss, count = self.loss(outputs, batch["targets"])
+        self.eval_loss.update(loss, weight=count)
+
+    def _log_eval(self, stage: str) -> Tensor:
+        loss = self.eval_loss.compute()  # token-weighted over every rank's streams
+        ppl = loss.exp()
+        self.log_dict({f"{stage}/loss": loss, f"{stage}/ppl": ppl}, prog_bar=True)
+        return ppl
 
     @torch.inference_mode()
     def sample(

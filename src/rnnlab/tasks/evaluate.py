@@ -1,5 +1,6 @@
-"""Test metrics from a checkpoint alone: the model, the tokenizer and the data module it was
-trained with (any dataset) are rebuilt from it."""
+"""Test metrics from a checkpoint alone: the model (a classifier, any task, or a language model),
+the tokenizer and the data module it was trained with are rebuilt from it, and the model's own
+test step scores it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab.models import RNNClassifier, model_from_checkpoint
+from rnnlab.models import model_from_checkpoint
 from rnnlab.tasks.common import test_metrics, write_metrics
 from rnnlab.utils import ConfigError, read_checkpoint, task_wrapper
 
@@ -39,7 +40,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.get("ckpt_path"):
         raise ConfigError("ckpt_path=None: required; pass ckpt_path=<run>/checkpoints/best.ckpt")
     checkpoint = read_checkpoint(cfg.ckpt_path)
-    model = model_from_checkpoint(checkpoint, str(cfg.ckpt_path), kind=RNNClassifier)
+    model = model_from_checkpoint(checkpoint, str(cfg.ckpt_path))
     data_config = {**model.meta.data_config, **data_overrides(cfg, model.meta.data_config)}
     datamodule = hydra.utils.instantiate(data_config, tokenizer_json=model.meta.tokenizer_json)
     trainer: L.Trainer = hydra.utils.instantiate(

@@ -15,12 +15,14 @@ from omegaconf import DictConfig
 
 from rnnlab.data.dataset import pad_collate, truncate
 from rnnlab.data.tokenizer import PAD, load_tokenizer
-from rnnlab.models import RNNClassifier, model_from_checkpoint
+from rnnlab.models import RNNClassifier, RNNLanguageModel, model_from_checkpoint
+from rnnlab.models.build import model_class
 from rnnlab.utils import ConfigError, check, read_checkpoint, task_wrapper
 
 
 class Predictor:
-    """Tokenize + truncate exactly as training did, then score in batches."""
+    """Tokenize + truncate exactly as training did, then score in batches; the model's task
+    says what an answer holds (a label and probabilities, a value, a label per step)."""
 
     def __init__(self, model: RNNClassifier, max_len: int, truncation: str) -> None:
         self.model = model
@@ -34,13 +36,23 @@ class Predictor:
         """`device`: where the model runs (`auto`: the GPU when there is one)."""
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = model_from_checkpoint(read_checkpoint(path), path, kind=RNNClassifier)
+        checkpoint = read_checkpoint(path)
+        if issubclass(model_class(checkpoint), RNNLanguageModel):
+            raise ConfigError(
+                f"ckpt_path={path!r}: a language model; it continues texts with generate.py"
+            )
+        model = model_from_checkpoint(checkpoint, path, kind=RNNClassifier)
+        if model.meta.tokenizer_json is None:
+            raise ConfigError(
+                f"ckpt_path={path!r}: trained on {model.meta.data_config['_target_']}, which "
+                "reads no texts; predict.py labels texts (eval.py scores this checkpoint)"
+            )
         data = model.meta.data_config
         return cls(model.to(device), data["max_len"], data["truncation"])
 
     @torch.inference_mode()
-    def probabilities(self, texts: list[str]) -> torch.Tensor:
-        """(N,) of the positive class for two classes, else (N, C)."""
+    def outputs(self, texts: list[str]) -> torch.Tensor:
+        """The task's outputs for a batch of texts (e.g. logits), on the CPU."""
         encodings = self.tokenizer.encode_batch(texts)
         items = [
             (truncate(np.asarray(e.ids, dtype=np.int64), self.max_len, self.truncation), 0)
@@ -48,24 +60,12 @@ class Predictor:
         ]
         batch = pad_collate(items, self.pad_id)
         device = self.model.device
-        logits = self.model(batch["input_ids"].to(device), batch["lengths"].to(device))
-        return self.model.probabilities(logits).cpu()
-
-    def result(self, probs: torch.Tensor) -> dict:
-        """Two classes: {"label": "pos", "prob_pos": 0.97}; more: every class's probability."""
-        if probs.dim() == 0:
-            p = float(probs)
-            return {"label": self.labels[p >= 0.5], f"prob_{self.labels[1]}": round(p, 6)}
-        return {
-            "label": self.labels[int(probs.argmax())],
-            "probs": {name: round(float(p), 6) for name, p in zip(self.labels, probs)},
-        }
+        return self.model(batch["input_ids"].to(device), batch["lengths"].to(device)).cpu()
 
     def predict_lines(self, texts: Iterable[str], batch_size: int = 256) -> Iterator[dict]:
         iterator = iter(texts)
         while chunk := list(itertools.islice(iterator, batch_size)):
-            for probs in self.probabilities(chunk):
-                yield self.result(probs)
+            yield from self.model.task.describe(self.outputs(chunk), self.labels)
 
 
 def _decoded_lines(lines: Iterable[bytes], source: str) -> Iterator[str]:

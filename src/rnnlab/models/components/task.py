@@ -66,6 +66,10 @@ class Task(nn.Module, ABC):
         return {}
 
     @abstractmethod
+    def describe(self, outputs: Tensor, label_names: tuple[str, ...]) -> list[dict]:
+        """One JSON-ready answer per sequence: what predict.py prints."""
+
+    @abstractmethod
     def update(self, metrics: MetricCollection, outputs: Tensor, labels: Tensor) -> None:
         """Feed one batch to `val_metrics` or `test_metrics`."""
 
@@ -126,6 +130,18 @@ class Classification(Task):
     def train_metrics(self, outputs: Tensor, labels: Tensor) -> dict[str, Tensor]:
         return {"acc": (self.predictions(outputs) == labels.long()).float().mean()}
 
+    def describe(self, outputs: Tensor, label_names: tuple[str, ...]) -> list[dict]:
+        """Two classes: {"label": "pos", "prob_pos": 0.97}; more: every class's probability."""
+        answers = []
+        for probs, label in zip(self.probabilities(outputs), self.predictions(outputs)):
+            answer: dict = {"label": label_names[int(label)]}
+            if self.binary:
+                answer[f"prob_{label_names[1]}"] = round(float(probs), 6)
+            else:
+                answer["probs"] = {n: round(float(p), 6) for n, p in zip(label_names, probs)}
+            answers.append(answer)
+        return answers
+
     def update(self, metrics: MetricCollection, outputs: Tensor, labels: Tensor) -> None:
         metrics.update(outputs, labels.long())
 
@@ -157,6 +173,9 @@ class Regression(Task):
 
     def predictions(self, outputs: Tensor) -> Tensor:
         return outputs
+
+    def describe(self, outputs: Tensor, label_names: tuple[str, ...]) -> list[dict]:
+        return [{"value": round(float(v), 6)} for v in outputs]
 
     def update(self, metrics: MetricCollection, outputs: Tensor, labels: Tensor) -> None:
         metrics.update(outputs, labels.float())
@@ -199,6 +218,10 @@ class Recall(Task):
 
     def predictions(self, outputs: Tensor) -> Tensor:
         return outputs.argmax(-1)
+
+    def describe(self, outputs: Tensor, label_names: tuple[str, ...]) -> list[dict]:
+        """The class predicted at every step."""
+        return [{"labels": [label_names[int(i)] for i in row]} for row in self.predictions(outputs)]
 
     def train_metrics(self, outputs: Tensor, labels: Tensor) -> dict[str, Tensor]:
         scored = labels != IGNORE
