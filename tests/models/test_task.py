@@ -3,6 +3,8 @@ per-step task counts only the recall steps; a tiny LSTM learns the adding task."
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import Tensor
@@ -67,6 +69,25 @@ def test_each_task_builds_from_its_preset_and_scores_a_batch(task: type[Task]) -
     model.task.update(model.val_metrics, outputs.detach(), batch["labels"])
     values = model.task.compute(model.val_metrics)
     assert model.objective[0] in values
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.__name__)
+def test_each_task_describes_one_json_answer_per_sequence(task: type[Task]) -> None:
+    model = fast_model([*_preset(task), *SMALL], META[task])
+    batch = _batch(task)
+    outputs = model(model.inputs(batch), batch["lengths"]).detach()
+    answers = model.task.describe(outputs, META[task].label_names)
+    assert len(answers) == 4
+    assert json.loads(json.dumps(answers)) == answers  # plain JSON
+    predictions = model.task.predictions(outputs)
+    for answer, predicted in zip(answers, predictions):
+        shown = next(iter(answer.values()))  # the label(s) or the value comes first
+        if isinstance(shown, list):
+            assert shown == [META[task].label_names[int(i)] for i in predicted]
+        elif isinstance(shown, str):
+            assert shown == META[task].label_names[int(predicted)]
+        else:
+            assert shown == pytest.approx(float(predicted), abs=1e-5)
 
 
 @pytest.mark.parametrize("task", TASKS, ids=lambda t: t.__name__)
