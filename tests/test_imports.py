@@ -4,6 +4,8 @@ core never imports a tool."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,23 @@ def test_the_core_does_not_import_the_tools(package: str) -> None:
 def test_the_package_root_holds_no_tool_module() -> None:
     """Tools live in rnnlab.tools; beside the subpackages the root keeps only the data facts."""
     assert sorted(p.name for p in PACKAGE.glob("*.py")) == ["__init__.py", "meta.py"]
+
+
+IMPORT_EVERY_MODULE = """
+import importlib, pkgutil, sys, warnings
+import datasets, hydra, lightning, matplotlib, torch, wandb  # their own import-time filters
+import rnnlab
+sys.modules["sweeps"] = None  # an optional extra, missing: a module that needs it may not exit
+before = list(warnings.filters)
+for module in pkgutil.walk_packages(rnnlab.__path__, "rnnlab."):
+    importlib.import_module(module.name)
+print([f for f in warnings.filters if f not in before])
+"""
+
+
+def test_importing_any_module_runs_nothing_exits_never_and_sets_no_warning_filter() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_EVERY_MODULE], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

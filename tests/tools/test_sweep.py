@@ -257,3 +257,16 @@ def test_slurm_launcher_presets_compose(launcher) -> None:
     cfg = _compose_hydra([f"hydra/launcher={launcher}", "hydra.launcher.partition=gpu"])
     assert cfg.hydra.launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert cfg.hydra.launcher.partition == "gpu"
+
+
+def test_without_the_sweeps_extra_a_sweep_fails_in_one_line(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(runner, "importable", lambda module: module != "sweeps")
+    runner._engine.cache_clear()
+    try:
+        with pytest.raises(SystemExit):
+            main([str(_sweep_file(tmp_path, {"model.optimizer.lr": {"values": [1e-3]}}))])
+    finally:
+        runner._engine.cache_clear()
+    assert capsys.readouterr().err == (
+        'error: python -m rnnlab.tools.sweep needs sweeps: pip install -e ".[sweeps]"\n'
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,6 +17,10 @@ from lightning import Callback, LightningModule, Trainer
 from torch import Tensor
 
 from rnnlab.utils.io import atomic_write_bytes, atomic_write_text
+
+CSV_NAME = "gradient_flow.csv"
+# one curve: its legend label and its (distance from the last step, ||dL/dx_t||) points
+Curve = tuple[str, list[tuple[int, float]]]
 
 
 class GradientFlowModel(Protocol):
@@ -103,7 +108,7 @@ class GradientFlow(Callback):
         writer = csv.writer(buffer)
         writer.writerow(["global_step", "distance_from_end", "grad_norm"])
         writer.writerows(self.rows)
-        atomic_write_text(out / "gradient_flow.csv", buffer.getvalue())
+        atomic_write_text(out / CSV_NAME, buffer.getvalue())
         figure = self.plot(self.rows, title=f"{type(pl_module.encoder).__name__} gradient flow")
         png = io.BytesIO()
         figure.savefig(png, format="png", dpi=110, bbox_inches="tight")
@@ -115,6 +120,7 @@ class GradientFlow(Callback):
 
     @staticmethod
     def plot(rows: list[tuple[int, int, float]], title: str) -> Any:
+        """One run's curves, a colour per measurement (dark: early, light: late)."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -123,15 +129,8 @@ class GradientFlow(Callback):
         figure, ax = plt.subplots(figsize=(6, 4))
         steps = sorted({r[0] for r in rows})
         colours = plt.cm.viridis([i / max(len(steps) - 1, 1) for i in range(len(steps))])
-        for colour, step in zip(colours, steps):
-            points = [(d, v) for s, d, v in rows if s == step and v > 0]
-            ax.plot(*zip(*points), color=colour, label=f"step {step}", linewidth=1)
-        ax.set_yscale("log")
-        ax.set_xlabel("distance from the last input step (steps)")
-        ax.set_ylabel("||dL/dx_t||")
-        ax.set_title(title)
-        if len(steps) <= 8:
-            ax.legend(fontsize=7)
+        curves = [(f"step {step}", _points(rows, step)) for step in steps]
+        plot_curves(ax, curves, title, colours, legend=len(steps) <= 8)
         return figure
 
     @staticmethod
@@ -146,3 +145,44 @@ class GradientFlow(Callback):
                 logger.experiment.log(
                     {"gradient_flow": wandb.Image(figure), "trainer/global_step": step}
                 )
+
+
+def _points(rows: list[tuple[int, int, float]], step: int) -> list[tuple[int, float]]:
+    """One measurement's points; a zero norm (no gradient at all) has no place on a log axis."""
+    return [(d, v) for s, d, v in rows if s == step and v > 0]
+
+
+def read_curve(run_dir: Path, which: str) -> tuple[int, list[tuple[int, float]]]:
+    """A run's first or last measurement, from the CSV the callback keeps in its run dir."""
+    path = run_dir / "gradient_flow" / CSV_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; run train.py with callbacks=default first")
+    with path.open() as f:
+        rows = [
+            (int(r["global_step"]), int(r["distance_from_end"]), float(r["grad_norm"]))
+            for r in csv.DictReader(f)
+        ]
+    steps = sorted({r[0] for r in rows})
+    step = steps[0] if which == "first" else steps[-1]
+    return step, _points(rows, step)
+
+
+def plot_curves(
+    ax: Any,
+    curves: Sequence[Curve],
+    title: str,
+    colours: Sequence[Any] | None = None,
+    legend: bool = True,
+) -> None:
+    """The one gradient-flow drawing (the callback's figure, `rnnlab.tools.gradflow_plot`, the
+    report's): ||dL/dx_t|| on a log axis against the distance from the last input step."""
+    for i, (label, points) in enumerate(curves):
+        colour = None if colours is None else colours[i]
+        ax.plot(*zip(*points), color=colour, label=label, linewidth=1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("distance from the last input step (steps)")
+    ax.set_ylabel("||dL/dx_t||, mean over the measured sequences")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=7)

@@ -31,6 +31,7 @@ from hydra.utils import get_class
 from rich.console import Console
 from rich.table import Table
 
+from rnnlab.callbacks.gradient_flow import CSV_NAME, plot_curves, read_curve
 from rnnlab.utils.errors import ConfigError
 from rnnlab.utils.task import task_wrapper
 
@@ -396,14 +397,12 @@ def plot_gradient_flow(rows: list[dict[str, Any]], seq_len: int, path: Path) -> 
     """||dL/dx_t|| against the distance from the end, a line per cell, for the runs at T =
     `seq_len`: at initialisation (left) and at the end of training (right). False when no such
     run kept the GradientFlow callback's data."""
-    from rnnlab.tools.gradflow_plot import read_curve
-
     runs = [
         r
         for r in rows
         if r["seq_len"] == seq_len
         and r["run_dir"] is not None
-        and (r["run_dir"] / "gradient_flow" / "gradient_flow.csv").is_file()
+        and (r["run_dir"] / "gradient_flow" / CSV_NAME).is_file()
     ]
     if not runs:
         return False
@@ -414,15 +413,11 @@ def plot_gradient_flow(rows: list[dict[str, Any]], seq_len: int, path: Path) -> 
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, which, title in zip(axes, ("first", "last"), ("at initialisation", "after training")):
+        curves = []
         for r in runs:
-            step, curve = read_curve(r["run_dir"], which)
-            ax.plot(*zip(*curve), label=f"{r['cell']} (step {step})", linewidth=1.2)
-        ax.set_yscale("log")
-        ax.set_xlabel("distance from the last step")
-        ax.set_title(f"T={seq_len}, {title}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel("||dL/dx_t||, mean over the validation batch")
+            step, points = read_curve(r["run_dir"], which)
+            curves.append((f"{r['cell']} (step {step})", points))
+        plot_curves(ax, curves, f"T={seq_len}, {title}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
