@@ -180,7 +180,10 @@ def test_truncation_keeps_the_configured_side(side: str, expected: list[int]) ->
         ({"val_fraction": 1.0}, "data.val_fraction=1.0"),
         ({"batch_size": 0}, "data.batch_size=0"),
         ({"truncation": "middle"}, "data.truncation='middle'"),
-        ({"num_classes": 1}, r"data.num_classes=1: an integer >= 2"),
+        (
+            {"num_classes": 1},
+            r"data.num_classes=1: null \(counted from the labels\) or an integer >= 2",
+        ),
     ],
 )
 def test_bad_settings_name_the_key_and_value(kwargs, message, tmp_path) -> None:

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import rnnlab.data.loading as loading_module
-from rnnlab.data.loading import load_source, source_fingerprint, text_splits
+from rnnlab.data.loading import count_classes, load_source, source_fingerprint, text_splits
 from rnnlab.utils import ConfigError
 
 IMDB = {"train": "data.train_split", "test": "data.test_split"}
@@ -106,11 +106,27 @@ def test_missing_texts_and_labels_are_refused(tmp_path: Path) -> None:
         text_splits(raw, {"test": "data.test_split"}, "text", "label", 2)
 
 
-def test_text_labels_are_refused(tmp_path: Path) -> None:
-    columns = {"text": ["a", "b"], "label": ["neg", "pos"]}
-    _folder(tmp_path, train=columns, test=columns)
-    with pytest.raises(ConfigError, match=r"^data\.label_column='label': .*string labels"):
-        _labelled(tmp_path)
+def test_string_labels_become_ids_by_sorted_name_over_every_split(tmp_path: Path) -> None:
+    _folder(
+        tmp_path,
+        train={"text": ["a", "b", "c"], "label": ["pos", "neg", "pos"]},
+        test={"text": ["d", "e"], "label": ["mixed", "neg"]},  # a name train lacks
+    )
+    raw = load_source(str(tmp_path))
+    assert count_classes(raw, ["train", "test"], "label") == 3
+    splits, names = _labelled(tmp_path, 3)
+    assert names == ("mixed", "neg", "pos")
+    assert splits["train"]["label"] == [2, 1, 2] and splits["test"]["label"] == [0, 1]
+
+
+def test_the_class_count_comes_from_a_class_label_or_the_largest_id(
+    hub_dir: Path, tmp_path
+) -> None:
+    assert count_classes(load_source(str(hub_dir)), ["train", "test"], "label") == 2
+    _folder(
+        tmp_path, train={"text": ["a", "b"], "label": [0, 3]}, test={"text": ["c"], "label": [1]}
+    )
+    assert count_classes(load_source(str(tmp_path)), ["train", "test"], "label") == 4
 
 
 def test_fingerprint_changes_when_a_file_changes(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from rnnlab.data.cache import load_or_rebuild, read_arrow_folder
 from rnnlab.data.dataset import TRUNCATION_SIDES, EncodedTexts, pad_collate
 from rnnlab.data.loading import (
     classifier_split,
+    count_classes,
     load_source,
     source_fingerprint,
     source_slug,
@@ -32,7 +33,8 @@ SPLITS = ("train", "val", "test")
 
 class TextClassificationDataModule(TextDataModule):
     """`path`: a Hub name (`imdb`, `stanfordnlp/sst2`), a Hub-layout folder or an `aclImdb/`
-    folder; `name`: its subset (GLUE's `sst2`). `val_split` null carves a stratified, seeded
+    folder; `name`: its subset (GLUE's `sst2`). Labels are integer ids, a ClassLabel, or strings
+    (mapped to ids by sorted name); `num_classes` null counts them. `val_split` null carves a stratified, seeded
     `val_fraction` of the train split. `tokenizer_json` reuses a trained tokenizer (eval from
     a checkpoint) instead of training one.
 
@@ -45,7 +47,7 @@ class TextClassificationDataModule(TextDataModule):
         name: str | None = None,
         text_column: str = "text",
         label_column: str = "label",
-        num_classes: int = 2,
+        num_classes: int | None = 2,
         train_split: str = "train",
         val_split: str | None = None,
         test_split: str = "test",
@@ -66,10 +68,10 @@ class TextClassificationDataModule(TextDataModule):
     ) -> None:
         super().__init__()
         check(
-            isinstance(num_classes, int) and num_classes >= 2,
+            num_classes is None or (isinstance(num_classes, int) and num_classes >= 2),
             "data.num_classes",
             num_classes,
-            "an integer >= 2",
+            "null (counted from the labels) or an integer >= 2",
         )
         check(
             isinstance(vocab_size, int) and vocab_size > 2,
@@ -126,7 +128,9 @@ class TextClassificationDataModule(TextDataModule):
         if hp.val_split is not None:
             keys[hp.val_split] = "data.val_split"
         raw = load_source(hp.path, hp.name)
-        found, names = text_splits(raw, keys, hp.text_column, hp.label_column, hp.num_classes)
+        num_classes = hp.num_classes or count_classes(raw, list(keys), hp.label_column)
+        check(num_classes >= 2, "data.num_classes", hp.num_classes, "labels of 2 or more classes")
+        found, names = text_splits(raw, keys, hp.text_column, hp.label_column, num_classes)
         from datasets import DatasetDict  # only when building the cache: a slow import
 
         if hp.val_split is None:

@@ -7,7 +7,7 @@ import hashlib
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -187,12 +187,44 @@ def text_splits(
         picked[split] = ds
     if num_classes is None:
         return DatasetDict(picked), ()
+    picked = _named_classes(picked, label_column)
     names = _label_names(picked, label_column, num_classes)
     labels = ClassLabel(names=list(names))
     for split, ds in picked.items():
         _check_labels(ds, split, label_column, num_classes)
         picked[split] = ds.cast_column("label", labels)
     return DatasetDict(picked), names
+
+
+def _named_classes(picked: dict[str, Dataset], label_column: str | None) -> dict[str, Dataset]:
+    """String labels become class ids: the names sorted, over every chosen split, so the same
+    name has the same id everywhere (the names travel in the checkpoint as `label_names`)."""
+    from datasets import ClassLabel, Value
+
+    if not all(ds.features["label"] == Value("string") for ds in picked.values()):
+        return picked
+    found = set().union(*(ds.unique("label") for ds in picked.values()))
+    if None in found:
+        raise ConfigError(
+            f"data.label_column={label_column!r}: missing labels; every row needs a label"
+        )
+    labels = ClassLabel(names=sorted(found))
+    return {split: ds.cast_column("label", labels) for split, ds in picked.items()}
+
+
+def count_classes(raw: DatasetDict, splits: Sequence[str], label_column: str) -> int:
+    """`data.num_classes: null`: a ClassLabel's count, else the distinct string names, else the
+    largest integer id + 1, over the chosen splits."""
+    from datasets import ClassLabel
+
+    feature = raw[splits[0]].features.get(label_column) if splits[0] in raw else None
+    if isinstance(feature, ClassLabel):
+        return feature.num_classes
+    columns = [raw[s] for s in splits if s in raw and label_column in raw[s].column_names]
+    values = set().union(*(ds.unique(label_column) for ds in columns)) - {None}
+    if all(isinstance(v, str) for v in values):
+        return len(values)
+    return int(max(values)) + 1 if values else 0
 
 
 def _label_names(
