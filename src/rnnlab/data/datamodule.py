@@ -34,9 +34,9 @@ SPLITS = ("train", "val", "test")
 class TextClassificationDataModule(TextDataModule):
     """`path`: a Hub name (`imdb`, `stanfordnlp/sst2`), a Hub-layout folder or an `aclImdb/`
     folder; `name`: its subset (GLUE's `sst2`). Labels are integer ids, a ClassLabel, or strings
-    (mapped to ids by sorted name); `num_classes` null counts them. `val_split` null carves a stratified, seeded
-    `val_fraction` of the train split. `tokenizer_json` reuses a trained tokenizer (eval from
-    a checkpoint) instead of training one.
+    (mapped to ids by sorted name); `num_classes` null counts them. `val_split` null carves a
+    stratified, seeded `val_fraction` of the train split. `tokenizer_json` reuses a trained
+    tokenizer (eval from a checkpoint) instead of training one.
 
     Batches: `input_ids` (B, T) right-padded with `pad_id`, `lengths` (B,), `labels` (B,) int64.
     """
