@@ -46,7 +46,7 @@ def test_binary_data_gives_one_logit_and_binary_cross_entropy() -> None:
     assert logits.shape == (3,) and batch["labels"].dtype == torch.int64
     expected = F.binary_cross_entropy_with_logits(logits, batch["labels"].float())
     torch.testing.assert_close(loss, expected)
-    torch.testing.assert_close(model.probabilities(logits), torch.sigmoid(logits))
+    torch.testing.assert_close(model.task.probabilities(logits), torch.sigmoid(logits))
     assert set(model.val_metrics.keys()) == {"val/acc", "val/f1", "val/auroc"}
 
 
@@ -56,7 +56,7 @@ def test_four_classes_give_four_logits_and_cross_entropy() -> None:
     loss, logits = model._shared_step(batch)
     assert logits.shape == (4, 4) and model.head.out_features == 4
     torch.testing.assert_close(loss, F.cross_entropy(logits, batch["labels"]))
-    torch.testing.assert_close(model.probabilities(logits).sum(-1), torch.ones(4))
+    torch.testing.assert_close(model.task.probabilities(logits).sum(-1), torch.ones(4))
     assert set(model.val_metrics.keys()) == {"val/acc", "val/f1"}
 
 
