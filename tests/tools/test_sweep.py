@@ -261,12 +261,8 @@ def test_slurm_launcher_presets_compose(launcher) -> None:
 
 def test_without_the_sweeps_extra_a_sweep_fails_in_one_line(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(runner, "importable", lambda module: module != "sweeps")
-    runner._engine.cache_clear()
-    try:
-        with pytest.raises(SystemExit):
-            main([str(_sweep_file(tmp_path, {"model.optimizer.lr": {"values": [1e-3]}}))])
-    finally:
-        runner._engine.cache_clear()
+    with pytest.raises(SystemExit):
+        main([str(_sweep_file(tmp_path, {"model.optimizer.lr": {"values": [1e-3]}}))])
     assert capsys.readouterr().err == (
         'error: python -m rnnlab.tools.sweep needs sweeps: pip install -e ".[sweeps]"\n'
     )

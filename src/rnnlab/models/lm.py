@@ -111,8 +111,7 @@ class RNNLanguageModel(RecurrentModule):
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        self._eval_state = None
-        self.eval_loss.reset()
+        self._start_eval()
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._eval_step(batch)
@@ -124,13 +123,18 @@ class RNNLanguageModel(RecurrentModule):
             self.log("val/ppl_best", self.val_ppl_best.compute())
 
     def on_test_epoch_start(self) -> None:
-        self.on_validation_epoch_start()
+        self._start_eval()
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._eval_step(batch)
 
     def on_test_epoch_end(self) -> None:
         self._log_eval("test")
+
+    def _start_eval(self) -> None:
+        """Each pass over a stream starts from a zero state and an empty loss."""
+        self._eval_state = None
+        self.eval_loss.reset()
 
     def _eval_step(self, batch: dict[str, Tensor]) -> None:
         """Validation and test read their stream in order, the state carried across batches."""

@@ -12,7 +12,6 @@ continues the sweep.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import platform
@@ -22,8 +21,7 @@ import warnings
 from collections.abc import Iterator
 from copy import deepcopy
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from rich.console import Console
@@ -36,29 +34,15 @@ from rnnlab.utils.extras import importable, install_hint
 from rnnlab.utils.overrides import quote_override_value
 from rnnlab.utils.task import task_wrapper
 
-if TYPE_CHECKING:
-    from sweeps import SweepRun
+if importable("sweeps"):  # an optional extra: main() names it when it is missing
+    with warnings.catch_warnings():
+        # sweeps 0.2 declares pydantic-v1 model options; pydantic 2 warns once per model
+        warnings.filterwarnings("ignore", message="Valid config keys have changed in V2")
+        from sweeps import RunState, SweepRun, next_run, schema_violations_from_proposed_config
 
 LOGGERS = {"csv": "logger=csv", "wandb": "logger=wandb", "both": "logger=[csv,wandb]"}
 RUN_FILE = "sweep_run.json"
 console = Console()
-
-
-@functools.cache
-def _engine() -> ModuleType:
-    """wandb's sweep engine, an optional extra, imported when a sweep first needs it."""
-    if not importable("sweeps"):
-        raise ConfigError(install_hint("python -m rnnlab.tools.sweep", "sweeps", "sweeps"))
-    with warnings.catch_warnings():
-        # sweeps 0.2 declares pydantic-v1 model options; pydantic 2 warns once per model
-        warnings.filterwarnings("ignore", message="Valid config keys have changed in V2")
-        import sweeps
-    return sweeps
-
-
-def next_run(sweep: dict[str, Any], runs: list[SweepRun]) -> SweepRun | None:
-    """The engine's next configuration after `runs`; None when a grid is done."""
-    return _engine().next_run(sweep, runs)
 
 
 def _values(parameters: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -85,7 +69,7 @@ def load_sweep(path: Path) -> dict[str, Any]:
     if not isinstance(sweep, dict):
         raise ConfigError(f"{path}: a sweep file is a YAML mapping")
     try:
-        violations = _engine().schema_violations_from_proposed_config(sweep)
+        violations = schema_violations_from_proposed_config(sweep)
     except ValueError as err:
         violations = [str(err)]
     if violations:
@@ -125,28 +109,24 @@ def _plain(value: Any) -> Any:
 
 
 def load_runs(out: Path) -> list[SweepRun]:
-    return [
-        _engine().SweepRun(**json.loads(p.read_text())) for p in sorted(out.glob(f"*/{RUN_FILE}"))
-    ]
+    return [SweepRun(**json.loads(p.read_text())) for p in sorted(out.glob(f"*/{RUN_FILE}"))]
 
 
 def finished_run(name: str, config: dict[str, Any], run_dir: Path, exitcode: int) -> SweepRun:
     """What the server would know about the run: its state and summary metrics."""
     metrics_file = run_dir / "metrics.json"
     if exitcode != 0 or not metrics_file.is_file():
-        return _engine().SweepRun(
-            name=name, config=config, state=_engine().RunState.failed, exitcode=exitcode
-        )
+        return SweepRun(name=name, config=config, state=RunState.failed, exitcode=exitcode)
     metrics = json.loads(metrics_file.read_text())
     summary = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
     # train.py keeps a monitored metric's best epoch as `<name>_best`: the extremum that a
     # wandb run's per-epoch history would give the engine
     for key in [k for k in summary if k.endswith("_best")]:
         summary.setdefault(key.removesuffix("_best"), summary[key])
-    return _engine().SweepRun(
+    return SweepRun(
         name=name,
         config=config,
-        state=_engine().RunState.finished,
+        state=RunState.finished,
         summaryMetrics=summary,
         exitcode=exitcode,
     )
@@ -206,11 +186,7 @@ def run_sweep(
         run_dir.mkdir(parents=True, exist_ok=True)
         record = {**run.model_dump(by_alias=True, mode="json"), "command": command}
         (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        if (
-            run.state == _engine().RunState.finished
-            and metric
-            and metric not in run.summary_metrics
-        ):
+        if run.state == RunState.finished and metric and metric not in run.summary_metrics:
             console.print(f"[yellow]warning: {name}: no {metric} in metrics.json[/]")
         runs.append(run)
         done += 1
@@ -260,7 +236,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 @task_wrapper
 def main(argv: list[str] | None = None) -> list[SweepRun]:
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
-    _engine()  # a missing extra is named before the sweep file is read
+    if not importable("sweeps"):
+        raise ConfigError(install_hint("python -m rnnlab.tools.sweep", "sweeps", "sweeps"))
     out = args.out or Path("logs") / "sweeps" / args.sweep_file.stem
     return run_sweep(args.sweep_file, out, args.count, extra, args.logger)
 
