@@ -12,9 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import torch
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TOPICS, make_sentences
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +29,18 @@ PLACES = {
     "vector_rnn.yaml": "conf/model/vector_rnn.yaml",
     "sum_readout.py": "src/rnnlab/models/components/sum_readout.py",
     "sum.yaml": "conf/model/readout/sum.yaml",
+    "questions.yaml": "conf/data/questions.yaml",
 }
+# the options the kit adds, as the parametrised tests' ids name them
+OPTIONS = sorted({Path(place).stem for place in PLACES.values() if place.endswith(".yaml")})
+# the test modules that read the whole tree (every config, module or doc) rather than one option
+TREE_READERS = [
+    "tests/test_docs.py",
+    "tests/test_imports.py",
+    "tests/test_config_options.py",
+    "tests/test_bad_inputs.py",
+    "tests/data/test_configs.py",
+]
 SIZES = ["model.hidden_size=8", "model.embedding_dim=8"]
 STEPS = [
     "trainer.accelerator=cpu",
@@ -66,6 +79,7 @@ RUNS = {
         *TEXT,
     ],
     "vector_cell_adding": ["experiment=adding", "model=vector_rnn", *ADDING],
+    "dataset": ["data=questions", "model=mgu", "data.batch_size=8"],
 }
 
 
@@ -101,13 +115,32 @@ def _run(clone: Path, *args: str, timeout: int = 300) -> subprocess.CompletedPro
     )
 
 
+@pytest.fixture(scope="module")
+def questions_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The brought dataset's files: CSV, its labels topic names (strings), not ids."""
+    root = tmp_path_factory.mktemp("questions")
+    for split, n, seed in (("train", 240, 0), ("test", 80, 1)):
+        texts, labels = make_sentences(n, num_classes=4, seed=seed)
+        topics = [list(TOPICS)[label] for label in labels]
+        pd.DataFrame({"question": texts, "topic": topics}).to_csv(
+            root / f"{split}.csv", index=False
+        )
+    return root
+
+
+def _data_path(run: str, hub_dir: Path, questions_csv: Path) -> list[str]:
+    if "experiment=adding" in RUNS[run]:
+        return []  # generated, no files
+    return [f"data.path={questions_csv if 'data=questions' in RUNS[run] else hub_dir}"]
+
+
 @pytest.mark.parametrize("run", RUNS, ids=list(RUNS))
-def test_a_brought_cell_and_read_out_train_and_evaluate_without_edits(
-    run, clone, hub_dir, tmp_path
+def test_a_brought_cell_read_out_and_dataset_train_and_evaluate_without_edits(
+    run, clone, hub_dir, questions_csv, tmp_path
 ) -> None:
     out, cache = tmp_path / "run", tmp_path / "cache"
     paths = [f"hydra.run.dir={out}", f"paths.cache_dir={cache}"]
-    data = [] if "experiment=adding" in RUNS[run] else [f"data.path={hub_dir}"]
+    data = _data_path(run, hub_dir, questions_csv)
     trained = _run(clone, "train.py", *RUNS[run], *SIZES, *STEPS, *data, *paths)
     assert trained.returncode == 0, trained.stderr[-3000:]
     checkpoint = out / "checkpoints" / "last.ckpt"
@@ -117,6 +150,11 @@ def test_a_brought_cell_and_read_out_train_and_evaluate_without_edits(
     )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "test/loss" in evaluated.stdout + evaluated.stderr
+    if (
+        "data=questions" in RUNS[run]
+    ):  # string labels became ids by sorted name, kept in the checkpoint
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        assert list(saved["meta"]["label_names"]) == sorted(TOPICS)
 
 
 def test_an_init_that_needs_matrices_refuses_the_vector_cell_in_one_line(clone, hub_dir) -> None:
@@ -130,16 +168,18 @@ def test_an_init_that_needs_matrices_refuses_the_vector_cell_in_one_line(clone, 
 
 
 def test_the_suite_covers_the_new_files_and_passes_with_them(clone) -> None:
-    """The parametrised tests read their options from conf/, so they pick the new files up;
-    those tests (every id that names a new option) run in the copy and pass. The rest of the
-    suite sees no new file and runs in the project's own suite."""
+    """The parametrised tests read their options from conf/, so they pick the new files up: every
+    id that names a new option runs in the copy, with the modules that read the whole tree (ids
+    that name no option). They pass there; the rest of the suite meets no new file."""
     marks = "not real_data and not slow and not gpu"
     collected = _run(clone, "-m", "pytest", "--collect-only", "-q", "-m", marks)
     assert collected.returncode == 0, collected.stdout[-3000:]
     ids = collected.stdout.splitlines()
-    for option in ("mgu", "vector_rnn", "sum"):  # as a parameter id: [mgu], [gru-sum], ...
-        assert any(re.search(rf"[\[-]{option}[\]-]", i) for i in ids), option
-    new = [i for i in ids if re.search(r"[\[-](mgu|vector_rnn|sum)[\]-]", i)]
-    suite = _run(clone, "-m", "pytest", "-q", "-p", "no:cacheprovider", *new, timeout=1200)
+    named = {option: re.compile(rf"[\[=-]{option}[\]-]") for option in OPTIONS}
+    for option, pattern in named.items():  # as a parameter id: [model=mgu], [gru-sum], ...
+        assert any(pattern.search(i) for i in ids), option
+    new = [i for i in ids if any(pattern.search(i) for pattern in named.values())]
+    args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", marks, *new, *TREE_READERS]
+    suite = _run(clone, *args, timeout=1200)
     assert suite.returncode == 0, suite.stdout[-5000:]
-    assert f"{len(new)} passed" in suite.stdout
+    assert re.search(r"\d+ passed", suite.stdout) and " failed" not in suite.stdout

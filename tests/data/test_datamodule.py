@@ -144,6 +144,41 @@ def test_meta_rebuilds_the_same_data_module(multiclass_dir, tmp_path, monkeypatc
             torch.testing.assert_close(theirs[key], ours[key])
 
 
+def test_no_max_len_derives_the_length_most_training_texts_fit_in_and_keeps_it(
+    hub_dir, tmp_path, monkeypatch
+) -> None:
+    """Catches a length from the wrong split or share, and one the checkpoint's data config does
+    not keep (eval and predict would then cut texts differently from training)."""
+    dm = _dm(hub_dir, tmp_path, max_len=None)
+    raw = np.diff(dm.splits["train"].offsets)
+    assert dm.hparams.max_len == int(np.quantile(raw, 0.99, method="higher"))
+    assert (raw <= dm.hparams.max_len).mean() >= 0.99 > (raw < dm.hparams.max_len).mean()
+    assert dm.splits["test"].lengths.max() <= dm.hparams.max_len
+    assert dm.meta.data_config["max_len"] == dm.hparams.max_len
+    monkeypatch.setattr(datamodule_module, "load_source", _fail)
+    again = hydra.utils.instantiate(dm.meta.data_config, tokenizer_json=dm.meta.tokenizer_json)
+    again.setup("test")
+    np.testing.assert_array_equal(again.splits["test"].lengths, dm.splits["test"].lengths)
+
+
+def test_no_vocab_size_keeps_the_training_words_seen_min_frequency_times(tmp_path) -> None:
+    """Counts come from the training split alone: a word only the test split has is <unk>."""
+    texts = ["good good film", "bad film", "bad bad plot", "good plot"] * 5 + ["rare gem"] * 1
+    labels = [0, 1] * 10 + [1]
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    pq.write_table(pa.table({"text": texts, "label": labels}), folder / "train.parquet")
+    test = pa.table({"text": ["unseen words", "good film"], "label": [0, 1]})
+    pq.write_table(test, folder / "test.parquet")
+    dm = TextClassificationDataModule(
+        str(folder), cache_dir=str(tmp_path / "c"), vocab_size=None, min_frequency=2
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    words = set(dm.tokenizer.get_vocab()) - {"<pad>", "<unk>"}
+    assert words == {"good", "bad", "film", "plot"}
+
+
 def test_meta_before_setup_says_so(hub_dir, tmp_path) -> None:
     dm = TextClassificationDataModule(str(hub_dir), cache_dir=str(tmp_path))
     with pytest.raises(ConfigError, match="setup"):
@@ -180,6 +215,9 @@ def test_truncation_keeps_the_configured_side(side: str, expected: list[int]) ->
         ({"val_fraction": 1.0}, "data.val_fraction=1.0"),
         ({"batch_size": 0}, "data.batch_size=0"),
         ({"truncation": "middle"}, "data.truncation='middle'"),
+        ({"vocab_size": None, "tokenizer": "bpe"}, r"data.vocab_size=None: .*wordlevel"),
+        ({"min_frequency": 0}, "data.min_frequency=0: an integer >= 1"),
+        ({"max_len": 0}, "data.max_len=0: an integer >= 1"),
         (
             {"num_classes": 1},
             r"data.num_classes=1: null \(counted from the labels\) or an integer >= 2",

@@ -119,6 +119,15 @@ def test_string_labels_become_ids_by_sorted_name_over_every_split(tmp_path: Path
     assert splits["train"]["label"] == [2, 1, 2] and splits["test"]["label"] == [0, 1]
 
 
+def test_string_labels_in_csv_files_become_ids_too(tmp_path: Path) -> None:
+    """A CSV read by `datasets` types its strings large_string, not string."""
+    (tmp_path / "train.csv").write_text("text,label\na,pos\nb,neg\nc,pos\n", encoding="utf-8")
+    (tmp_path / "test.csv").write_text("text,label\nd,neg\n", encoding="utf-8")
+    splits, names = _labelled(tmp_path, 2)
+    assert names == ("neg", "pos")
+    assert splits["train"]["label"] == [1, 0, 1] and splits["test"]["label"] == [0]
+
+
 def test_the_class_count_comes_from_a_class_label_or_the_largest_id(
     hub_dir: Path, tmp_path
 ) -> None:

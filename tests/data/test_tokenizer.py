@@ -38,6 +38,16 @@ def test_vocab_size_caps_the_vocabulary_at_the_commonest_words() -> None:
     assert tok.encode("great loved film").tokens == ["great", UNK, "film"]
 
 
+def test_no_vocab_size_keeps_every_word_seen_min_frequency_times() -> None:
+    """Catches a cap left in place (the trainer's own 30,000 default, or vocab_size itself) and a
+    min_frequency that keeps words seen once or drops words seen exactly that often."""
+    texts = ["a b c a b", "a d e f"]
+    kept = build_tokenizer(texts, vocab_size=None, min_frequency=2)
+    assert kept.get_vocab().keys() == {PAD, UNK, "a", "b"}
+    every = build_tokenizer([" ".join(f"w{i}" for i in range(40_000))], vocab_size=None)
+    assert every.get_vocab_size() == 40_002
+
+
 def test_bpe_tokenizer_handles_unseen_words() -> None:
     tok = build_tokenizer(TEXTS * 20, vocab_size=60, kind="bpe")
     assert tok.encode("greatest").tokens

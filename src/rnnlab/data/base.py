@@ -89,14 +89,29 @@ class TextDataModule(TokenizerSizes, SplitLoaders):
         return keyed_folder(self.hparams.cache_dir, self._cache_prefix(), key)
 
     def _tokenizer(
-        self, texts: Iterable[str], what: str, extra: Sequence[str] = (), punctuation: str = "keep"
+        self,
+        texts: Iterable[str],
+        what: str,
+        extra: Sequence[str] = (),
+        punctuation: str = "keep",
+        min_frequency: int = 1,
     ) -> Tokenizer:
         """The given tokenizer, else one trained on `texts` (the training split only)."""
         if self.tokenizer_json:
             return load_tokenizer(self.tokenizer_json)
         hp = self.hparams
-        log.info("Training a %s tokenizer (vocab %d) on %s", hp.tokenizer, hp.vocab_size, what)
-        return build_tokenizer(texts, hp.vocab_size, hp.tokenizer, extra, punctuation)
+        tokenizer = build_tokenizer(
+            texts, hp.vocab_size, hp.tokenizer, extra, punctuation, min_frequency
+        )
+        log.info(
+            "Trained a %s tokenizer on %s: %d tokens (vocab_size %s, min_frequency %d)",
+            hp.tokenizer,
+            what,
+            tokenizer.get_vocab_size(),
+            hp.vocab_size,
+            min_frequency,
+        )
+        return tokenizer
 
     @contextlib.contextmanager
     def _building_cache(self, tokenizer: Tokenizer, meta: dict[str, Any]) -> Iterator[Path]:

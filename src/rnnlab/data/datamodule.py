@@ -4,6 +4,7 @@ split, tokenize once (cached), serve bucketed batches."""
 from __future__ import annotations
 
 import functools
+import logging
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -11,7 +12,13 @@ from torch.utils.data import DataLoader
 
 from rnnlab.data.base import TextDataModule, check_counts
 from rnnlab.data.cache import load_or_rebuild, read_arrow_folder
-from rnnlab.data.dataset import TRUNCATION_SIDES, EncodedTexts, pad_collate
+from rnnlab.data.dataset import (
+    COVERED,
+    TRUNCATION_SIDES,
+    EncodedTexts,
+    covering_length,
+    pad_collate,
+)
 from rnnlab.data.loading import (
     classifier_split,
     count_classes,
@@ -27,6 +34,8 @@ from rnnlab.utils.errors import ConfigError, check, check_choice
 if TYPE_CHECKING:
     from datasets import DatasetDict
 
+log = logging.getLogger(__name__)
+
 CACHE_FORMAT = 2
 SPLITS = ("train", "val", "test")
 
@@ -35,8 +44,9 @@ class TextClassificationDataModule(TextDataModule):
     """`path`: a Hub name (`imdb`, `stanfordnlp/sst2`), a Hub-layout folder or an `aclImdb/`
     folder; `name`: its subset (GLUE's `sst2`). Labels are integer ids, a ClassLabel, or strings
     (mapped to ids by sorted name); `num_classes` null counts them. `val_split` null carves a
-    stratified, seeded `val_fraction` of the train split. `tokenizer_json` reuses a trained
-    tokenizer (eval from a checkpoint) instead of training one.
+    stratified, seeded `val_fraction` of the train split. `vocab_size` null keeps every training
+    word seen `min_frequency` times; `max_len` null is the length 99% of the training texts fit
+    in. `tokenizer_json` reuses a trained tokenizer (eval from a checkpoint) instead of training one.
 
     Batches: `input_ids` (B, T) right-padded with `pad_id`, `lengths` (B,), `labels` (B,) int64.
     """
@@ -52,10 +62,11 @@ class TextClassificationDataModule(TextDataModule):
         val_split: str | None = None,
         test_split: str = "test",
         cache_dir: str = ".cache",
-        vocab_size: int = 20000,
+        vocab_size: int | None = 20000,
+        min_frequency: int = 1,
         tokenizer: str = "wordlevel",
         punctuation: str = "keep",
-        max_len: int = 400,
+        max_len: int | None = 400,
         truncation: str = "head_tail",
         val_fraction: float = 0.1,
         batch_size: int = 64,
@@ -74,17 +85,25 @@ class TextClassificationDataModule(TextDataModule):
             "null (counted from the labels) or an integer >= 2",
         )
         check(
-            isinstance(vocab_size, int) and vocab_size > 2,
+            (vocab_size is None and tokenizer == "wordlevel")
+            or (isinstance(vocab_size, int) and vocab_size > 2),
             "data.vocab_size",
             vocab_size,
-            "an integer > 2",
+            "an integer > 2, or null (every word seen min_frequency times; data.tokenizer=wordlevel)",
+        )
+        check(
+            isinstance(min_frequency, int) and min_frequency >= 1,
+            "data.min_frequency",
+            min_frequency,
+            "an integer >= 1",
         )
         check_choice("data.tokenizer", tokenizer, KINDS)
         check_choice("data.punctuation", punctuation, PUNCTUATION)
         check_choice("data.truncation", truncation, TRUNCATION_SIDES)
         check(0 < val_fraction < 1, "data.val_fraction", val_fraction, "a number in (0, 1)")
+        if max_len is not None:  # null: derived from the training lengths
+            check_counts(max_len=max_len)
         check_counts(
-            max_len=max_len,
             batch_size=batch_size,
             eval_batch_size=eval_batch_size,
             pool_factor=pool_factor,
@@ -114,6 +133,7 @@ class TextClassificationDataModule(TextDataModule):
             "num_classes": hp.num_classes,
             "splits": [hp.train_split, hp.val_split, hp.test_split],
             "vocab_size": hp.vocab_size,
+            "min_frequency": hp.min_frequency,
             "tokenizer": hp.tokenizer,
             "punctuation": hp.punctuation,
             "val_fraction": hp.val_fraction if carved else None,
@@ -149,6 +169,7 @@ class TextClassificationDataModule(TextDataModule):
             splits["train"]["text"],
             f"{len(splits['train'])} training texts",
             punctuation=self.hparams.punctuation,
+            min_frequency=self.hparams.min_frequency,
         )
 
         def encode(batch: dict[str, list]) -> dict[str, list]:
@@ -183,9 +204,18 @@ class TextClassificationDataModule(TextDataModule):
 
     def _load_cache(self) -> None:
         meta = self._read_cache_meta()
+        tables = {name: read_arrow_folder(self.cache_path / name) for name in SPLITS}
+        if self.hparams.max_len is None:
+            # resolved once and kept in the hyperparameters, so the checkpoint's data config
+            # (eval, predict) cuts texts exactly as training did
+            self.hparams.max_len = covering_length(tables["train"])
+            log.info(
+                "data.max_len=null: %d tokens, which %.0f%% of the training texts fit in whole",
+                self.hparams.max_len,
+                100 * COVERED,
+            )
         splits = {}
-        for name in SPLITS:
-            table = read_arrow_folder(self.cache_path / name)
+        for name, table in tables.items():
             splits[name] = EncodedTexts.from_arrow(
                 table, self.hparams.max_len, self.hparams.truncation
             )

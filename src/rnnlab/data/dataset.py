@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from torch.utils.data import Dataset
 
 TRUNCATION_SIDES = ("head", "tail", "head_tail")
+COVERED = 0.99  # a derived max_len keeps this share of the training texts whole
+
+
+def covering_length(table: pa.Table, share: float = COVERED) -> int:
+    """The length in tokens that `share` of the encoded texts in `table` fit in whole: a
+    `max_len` that cuts only the longest few, whatever the dataset's scale."""
+    lengths = pc.list_value_length(table.column("input_ids")).to_numpy()
+    return max(1, int(np.quantile(lengths, share, method="higher")))
 
 
 def truncate(ids: np.ndarray, max_len: int, side: str) -> np.ndarray:

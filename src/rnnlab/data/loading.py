@@ -201,7 +201,9 @@ def _named_classes(picked: dict[str, Dataset], label_column: str | None) -> dict
     name has the same id everywhere (the names travel in the checkpoint as `label_names`)."""
     from datasets import ClassLabel, Value
 
-    if not all(ds.features["label"] == Value("string") for ds in picked.values()):
+    # a CSV read by `datasets` types its text columns large_string, a parquet file string
+    texts = (Value("string"), Value("large_string"))
+    if not all(ds.features["label"] in texts for ds in picked.values()):
         return picked
     found = set().union(*(ds.unique("label") for ds in picked.values()))
     if None in found:

@@ -11,27 +11,35 @@ PAD, UNK = "<pad>", "<unk>"
 EOS = "<eos>"  # the language model's end-of-review separator
 KINDS = ("wordlevel", "bpe")
 PUNCTUATION = ("keep", "drop")  # drop: as Keras' IMDB copy, words only
+EVERY_WORD = 2**31 - 1  # a vocabulary cap no corpus reaches (the trainers' own default is 30,000)
 
 
 def build_tokenizer(
     texts: Iterable[str],
-    vocab_size: int,
+    vocab_size: int | None,
     kind: str = "wordlevel",
     extra: Sequence[str] = (),
     punctuation: str = "keep",
+    min_frequency: int = 1,
 ) -> Tokenizer:
-    """Lowercase, drop `<br />` tags, split words and punctuation, keep the `vocab_size` commonest.
+    """Lowercase, drop `<br />` tags, split words and punctuation, keep the `vocab_size` commonest
+    of the words seen at least `min_frequency` times (`vocab_size` None: all of those; word level).
 
     `<pad>`=0, `<unk>`=1, then the `extra` special tokens, then words by falling frequency.
     `punctuation="drop"` keeps words only, so `max_len` tokens cover more of a review.
     """
     special = [PAD, UNK, *extra]
+    sizes = {
+        "vocab_size": EVERY_WORD if vocab_size is None else vocab_size,
+        "min_frequency": min_frequency,
+        "special_tokens": special,
+    }
     if kind == "bpe":
         tokenizer = Tokenizer(models.BPE(unk_token=UNK))
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special)
+        trainer = trainers.BpeTrainer(**sizes)
     else:
         tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
-        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=special)
+        trainer = trainers.WordLevelTrainer(**sizes)
     steps = [
         normalizers.Replace(Regex(r"<br\s*/?>"), " "),
         normalizers.NFKC(),
