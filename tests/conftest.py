@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from rnnlab.data.dataset import pad_collate
 
 ROOT = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"  # the first bytes of every PNG file
 CONF = ROOT / "conf"
 REAL_IMDB = os.environ.get("IMDB_DIR", str(ROOT.parent / "shared" / "data" / "imdb"))
 

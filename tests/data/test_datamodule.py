@@ -179,6 +179,18 @@ def test_no_vocab_size_keeps_the_training_words_seen_min_frequency_times(tmp_pat
     assert words == {"good", "bad", "film", "plot"}
 
 
+def test_labels_of_one_class_are_refused_naming_the_column_and_the_count(tmp_path) -> None:
+    folder = tmp_path / "one"
+    folder.mkdir()
+    for split in ("train", "test"):
+        table = pa.table({"text": ["a b", "c d"] * 10, "label": ["pos"] * 20})
+        pq.write_table(table, folder / f"{split}.parquet")
+    dm = TextClassificationDataModule(str(folder), cache_dir=str(tmp_path / "c"), num_classes=None)
+    message = r"^data\.num_classes=None: data\.label_column='label' holds 1 class\(es\)"
+    with pytest.raises(ConfigError, match=message):
+        dm.prepare_data()
+
+
 def test_meta_before_setup_says_so(hub_dir, tmp_path) -> None:
     dm = TextClassificationDataModule(str(hub_dir), cache_dir=str(tmp_path))
     with pytest.raises(ConfigError, match="setup"):

@@ -4,8 +4,7 @@ import pytest
 
 from rnnlab.callbacks.gradient_flow import CSV_NAME
 from rnnlab.tools.gradflow_plot import main
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from tests.conftest import PNG_MAGIC
 
 
 def _run(root, name: str, decay: float):

@@ -10,8 +10,7 @@ import pytest
 import yaml
 
 from rnnlab.tools.report import collect, main, read_wandb_run, write_recipe_table
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from tests.conftest import PNG_MAGIC
 
 
 def model_config(cell: str, hidden: int) -> dict:

@@ -149,7 +149,11 @@ class TextClassificationDataModule(TextDataModule):
             keys[hp.val_split] = "data.val_split"
         raw = load_source(hp.path, hp.name)
         num_classes = hp.num_classes or count_classes(raw, list(keys), hp.label_column)
-        check(num_classes >= 2, "data.num_classes", hp.num_classes, "labels of 2 or more classes")
+        if num_classes < 2:
+            raise ConfigError(
+                f"data.num_classes={hp.num_classes!r}: data.label_column={hp.label_column!r} "
+                f"holds {num_classes} class(es) over {sorted(keys)}; 2 or more are needed"
+            )
         found, names = text_splits(raw, keys, hp.text_column, hp.label_column, num_classes)
         from datasets import DatasetDict  # only when building the cache: a slow import
 
