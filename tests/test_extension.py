@@ -150,9 +150,8 @@ def test_a_brought_cell_read_out_and_dataset_train_and_evaluate_without_edits(
     )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "test/loss" in evaluated.stdout + evaluated.stderr
-    if (
-        "data=questions" in RUNS[run]
-    ):  # string labels became ids by sorted name, kept in the checkpoint
+    if "data=questions" in RUNS[run]:
+        # the string labels became ids by sorted name, and the names travel in the checkpoint
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
         assert list(saved["meta"]["label_names"]) == sorted(TOPICS)
 
@@ -170,7 +169,8 @@ def test_an_init_that_needs_matrices_refuses_the_vector_cell_in_one_line(clone, 
 def test_the_suite_covers_the_new_files_and_passes_with_them(clone) -> None:
     """The parametrised tests read their options from conf/, so they pick the new files up: every
     id that names a new option runs in the copy, with the modules that read the whole tree (ids
-    that name no option). They pass there; the rest of the suite meets no new file."""
+    that name no option). They pass there. The whole selection in the copy would cost the suite
+    minutes more than these."""
     marks = "not real_data and not slow and not gpu"
     collected = _run(clone, "-m", "pytest", "--collect-only", "-q", "-m", marks)
     assert collected.returncode == 0, collected.stdout[-3000:]
