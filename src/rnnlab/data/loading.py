@@ -196,14 +196,20 @@ def text_splits(
     return DatasetDict(picked), names
 
 
+def _holds_names(feature: object) -> bool:
+    """Whether a label column holds class names (strings) rather than ids. A CSV read by
+    `datasets` types its strings large_string, a parquet file string."""
+    from datasets import Value
+
+    return feature in (Value("string"), Value("large_string"))
+
+
 def _named_classes(picked: dict[str, Dataset], label_column: str | None) -> dict[str, Dataset]:
     """String labels become class ids: the names sorted, over every chosen split, so the same
     name has the same id everywhere (the names travel in the checkpoint as `label_names`)."""
-    from datasets import ClassLabel, Value
+    from datasets import ClassLabel
 
-    # a CSV read by `datasets` types its text columns large_string, a parquet file string
-    texts = (Value("string"), Value("large_string"))
-    if not all(ds.features["label"] in texts for ds in picked.values()):
+    if not all(_holds_names(ds.features["label"]) for ds in picked.values()):
         return picked
     found = set().union(*(ds.unique("label") for ds in picked.values()))
     if None in found:
@@ -224,7 +230,7 @@ def count_classes(raw: DatasetDict, splits: Sequence[str], label_column: str) ->
         return feature.num_classes
     columns = [raw[s] for s in splits if s in raw and label_column in raw[s].column_names]
     values = set().union(*(ds.unique(label_column) for ds in columns)) - {None}
-    if all(isinstance(v, str) for v in values):
+    if all(_holds_names(ds.features[label_column]) for ds in columns):
         return len(values)
     return int(max(values)) + 1 if values else 0
 
