@@ -1,5 +1,6 @@
 """python train.py model=gru data.max_len=200 ..."""
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -8,6 +9,7 @@ from omegaconf import DictConfig
 from rnnlab.tasks.search import run_search
 from rnnlab.tasks.train import train
 from rnnlab.utils.cli import exit_on_unknown_group_choice
+from rnnlab.utils.resume import resume_arguments
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -19,5 +21,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = resume_arguments(sys.argv[1:])  # ckpt_path=last: the run's own overrides
     exit_on_unknown_group_choice(Path(__file__).parent / "conf")
     main()

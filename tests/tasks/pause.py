@@ -19,7 +19,9 @@ from lightning import Callback, LightningModule, Trainer
 class PauseAtStep(Callback):
     """Writes `<epoch> <batch_idx>` to `marker` after optimizer step `step`, then waits there
     (for an hour at most) until the process is killed or receives SIGTERM; Lightning's SIGTERM
-    handler only sets a flag, so the wait polls it and returns, and training stops as usual."""
+    handler only sets a flag, so the wait polls it and returns, and training stops as usual.
+    It stands still once: a resumed process (which composes the run's saved overrides, this
+    callback included) finds the marker and passes the step."""
 
     def __init__(self, step: int, marker: str) -> None:
         self.step = step
@@ -28,7 +30,7 @@ class PauseAtStep(Callback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if trainer.global_step != self.step:
+        if trainer.global_step != self.step or self.marker.exists():
             return
         self.marker.write_text(f"{trainer.current_epoch} {batch_idx}")
         deadline = time.monotonic() + 3600

@@ -165,3 +165,36 @@ def test_deterministic_trainer_runs_and_matches_itself(hub_dir, cache_dir, tmp_p
         for name in ("a", "b")
     ]
     assert without_wall_clock(runs[0]) == without_wall_clock(runs[1])
+
+
+def test_resuming_in_place_reuses_the_runs_config_and_refuses_a_changed_model_untouched(
+    hub_dir, cache_dir, tmp_path
+) -> None:
+    """Catches a resume in place that needs the run's overrides typed again, one that rewrites
+    the run's saved config (or its config tree) before refusing a checkpoint of another model,
+    and a resume with more epochs that crashes on the checkpoint's schedule length (OneCycle)."""
+    run_dir = tmp_path / "run"
+    train(run_args(hub_dir, cache_dir, run_dir, "trainer.max_epochs=1"), tmp_path)
+    kept = {
+        name: (run_dir / name).read_bytes() for name in (".hydra/config.yaml", "config_tree.log")
+    }
+    resume = [sys.executable, str(ROOT / "train.py"), "ckpt_path=last", f"hydra.run.dir={run_dir}"]
+
+    without_full_error = {k: v for k, v in env().items() if k != "HYDRA_FULL_ERROR"}
+    refused = subprocess.run(
+        [*resume, "model=lstm"],
+        cwd=tmp_path,
+        env=without_full_error,
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1].startswith("error: ckpt_path=")
+    assert "different architecture" in refused.stderr
+    assert {name: (run_dir / name).read_bytes() for name in kept} == kept
+
+    steps = tmp_path / "steps.json"
+    train([*resume, "trainer.max_epochs=2", *record_steps(steps)], tmp_path)
+    assert read_steps(steps)["last_step"] == 2 * STEPS_PER_EPOCH
+    saved = (run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert f"data.path={hub_dir}" in saved and "trainer.max_epochs=2" in saved

@@ -118,8 +118,7 @@ def test_resume_from_last_checkpoint_continues_training(hub_dir, cache_dir, tmp_
     """Catches ckpt_path dropped from trainer.fit: a same-seed run of 3 epochs from scratch ends at
     the same epoch and step, so the steps the resumed run itself trained are counted
     (tests.tasks.pause.RecordSteps): it must start at the checkpoint's step and train one epoch."""
-    # A schedule fixed to the run's length (OneCycle) cannot be stretched on resume: no scheduler.
-    base = [*TINY, "model=gru", "model.scheduler=null", NO_EARLY_STOP]
+    base = [*TINY, "model=gru", NO_EARLY_STOP]
     train(compose_cfg("train", [*base, "trainer.max_epochs=2"], tmp_path / "a", cache_dir, hub_dir))
     last = tmp_path / "a" / "checkpoints" / "last.ckpt"
     steps_before = torch.load(last, weights_only=True)["global_step"]

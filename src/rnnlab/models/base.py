@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -136,26 +137,56 @@ class RecurrentModule(LightningModule):
                 param.requires_grad_(i >= frozen)
 
     def configure_optimizers(self) -> Any:
-        """A scheduler that takes `total_steps` (OneCycle) gets the trainer's estimate."""
         factory = self.optimizer_factory or torch.optim.Adam
         groups = self.lr_groups()
-        scales = [scale for _, scale in groups]
         optimizer = factory(params=[{"params": params} for params, _ in groups])
-        for group, scale in zip(optimizer.param_groups, scales):
+        for group, (_, scale) in zip(optimizer.param_groups, groups):
             group["lr"] *= scale
         if self.scheduler_factory is None:
             return optimizer
-        kwargs: dict[str, Any] = {}
-        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
-            kwargs["total_steps"] = self.trainer.estimated_stepping_batches
-        max_lr = getattr(self.scheduler_factory, "keywords", {}).get("max_lr")
-        if isinstance(max_lr, int | float):  # OneCycle sets each group's lr from its max_lr
-            kwargs["max_lr"] = [max_lr * scale for scale in scales]
-        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+            "lr_scheduler": {"scheduler": self.build_scheduler(optimizer), "interval": "step"},
         }
+
+    def build_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        """A scheduler that takes `total_steps` (OneCycle) gets the trainer's estimate of this
+        run's length, and a `max_lr` per group scaled like the groups' lr."""
+        kwargs: dict[str, Any] = {}
+        given = getattr(self.scheduler_factory, "keywords", {})
+        parameters = inspect.signature(self.scheduler_factory).parameters
+        if "total_steps" in parameters:
+            total = kwargs["total_steps"] = self.trainer.estimated_stepping_batches
+            pct_start = given.get(
+                "pct_start", getattr(parameters.get("pct_start"), "default", None)
+            )
+            if isinstance(pct_start, float) and pct_start * total == 1:
+                # OneCycle divides by zero when its warm-up ends at exactly step 0; any shorter
+                # warm-up means the same, none: the schedule starts at max_lr and anneals
+                kwargs["pct_start"] = 0.5 / total
+        max_lr = given.get("max_lr")
+        if isinstance(max_lr, int | float):  # OneCycle sets each group's lr from its max_lr
+            kwargs["max_lr"] = [max_lr * scale for _, scale in self.lr_groups()]
+        return self.scheduler_factory(optimizer=optimizer, **kwargs)
+
+    def on_train_start(self) -> None:
+        """A run resumed with another length (trainer.max_epochs raised, say) follows, from the
+        step it is at, the schedule a run planned for the new length follows; the checkpoint's
+        schedule would end at the old length (OneCycle refuses to step past it)."""
+        configs = self.trainer.lr_scheduler_configs
+        if not configs or not hasattr(configs[0].scheduler, "total_steps"):
+            return
+        planned, step = configs[0].scheduler.total_steps, configs[0].scheduler.last_epoch
+        total = self.trainer.estimated_stepping_batches
+        if planned == total or step >= total:
+            return
+        scheduler = self.build_scheduler(configs[0].scheduler.optimizer)
+        scheduler.last_epoch = step - 1
+        with warnings.catch_warnings():  # no optimizer step has run in this process yet
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)`")
+            scheduler.step()  # sets each group's lr (and momentum) for `step` on the new schedule
+        configs[0].scheduler = scheduler
+        log.info("The schedule was planned for %d steps; it now ends at step %d", planned, total)
 
     def on_fit_start(self) -> None:
         # by now the strategy has wrapped the model (torch's DistributedDataParallel under DDP)

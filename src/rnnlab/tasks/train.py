@@ -32,6 +32,7 @@ from rnnlab.utils import (
 from rnnlab.utils.checkpoint_io import AtomicCheckpointIO
 from rnnlab.utils.config_tree import print_config_tree
 from rnnlab.utils.errors import check_choice
+from rnnlab.utils.resume import save_resumed_config
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,9 @@ def resolve_ckpt_path(
     )
     if differ:
         raise ConfigError(
-            f"ckpt_path={ckpt_path!r}: belongs to a different architecture ({differ[0]} differs; "
-            "compare its .hydra/config.yaml with this run's model settings)"
+            f"ckpt_path={ckpt_path!r}: belongs to a different architecture ({differ[0]} differs): "
+            "drop the overrides that change the model, or compare the .hydra/config.yaml of "
+            "the run that wrote it"
         )
     return ckpt_path
 
@@ -138,11 +140,17 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
     """`extra_callbacks` join the configured ones (a search's pruning callback). cfg.objective
     is filled in place; metrics hold `<objective metric>_best` once it was measured."""
     output_dir = Path(cfg.paths.output_dir)
-    if cfg.get("extras", {}).get("print_config"):
-        print_config_tree(cfg, output_dir)
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule, model = build_data_and_model(cfg)
+    # a resumed run writes nothing into its directory before its checkpoint is accepted
+    ckpt_path = (
+        resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, model) if cfg.get("train") else None
+    )
+    if ckpt_path:
+        save_resumed_config(cfg, output_dir)
+    if cfg.get("extras", {}).get("print_config"):
+        print_config_tree(cfg, output_dir)
     metric, _ = fill_objective(cfg, model.objective)
     callbacks = [*instantiate_callbacks(cfg.get("callbacks")), *extra_callbacks]
     loggers = instantiate_loggers(
@@ -163,7 +171,6 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
     metrics: dict[str, Any] = {"output_dir": str(output_dir)}
     if cfg.get("train"):
         start = time.perf_counter()
-        ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, model)
         _fit_without_validation_warning(trainer, model, datamodule, ckpt_path)
         metrics["train_time_s"] = round(time.perf_counter() - start, 1)
         if (throughput := _find(callbacks, TokenThroughput)) and throughput.median:
