@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rnnlab.tasks.evaluate import evaluate
-from rnnlab.utils.cli import exit_on_unknown_group_choice
+from rnnlab.utils.cli import exit_on_bad_command_line
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
@@ -15,5 +15,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    exit_on_unknown_group_choice(Path(__file__).parent / "conf")
+    exit_on_bad_command_line(Path(__file__).parent / "conf", "eval")
     main()

@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from rnnlab.tasks.search import run_search
 from rnnlab.tasks.train import train
-from rnnlab.utils.cli import exit_on_unknown_group_choice
+from rnnlab.utils.cli import exit_on_bad_command_line
 from rnnlab.utils.resume import resume_arguments
 
 
@@ -22,5 +22,5 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     sys.argv[1:] = resume_arguments(sys.argv[1:])  # ckpt_path=last: the run's own overrides
-    exit_on_unknown_group_choice(Path(__file__).parent / "conf")
+    exit_on_bad_command_line(Path(__file__).parent / "conf", "train")
     main()

@@ -18,7 +18,7 @@ import torch
 from rnnlab.meta import DataMeta
 from rnnlab.tasks.train import train
 from rnnlab.utils import extras
-from rnnlab.utils.cli import group_choice_missing_extra, unknown_group_choice
+from rnnlab.utils.cli import group_choice_missing_extra, unknown_group_choice, unknown_key
 from tests.conftest import CONF, ROOT, TINY, compose_cfg, make_reviews
 from tests.models.conftest import make_model
 
@@ -117,6 +117,22 @@ CONFIG_ROWS = [
     (
         ["model/readout=attention", "model.readout.attention_size=0"],
         "model.readout.attention_size=0: an integer >= 1",
+    ),
+    (["trainer.max_epochs=two"], "trainer.max_epochs='two': int or None expected"),
+    (["trainer.precision=17"], "trainer.precision=17: 64 or 32 or 16 or 'transformer-engine' or"),
+    (["model.optimizer.lr=fast"], "model.optimizer.lr='fast': float or Tensor expected"),
+    (
+        ["+model.scheduler.anneal_strategy=cosine"],
+        "model.scheduler.anneal_strategy='cosine': 'cos' or 'linear' expected",
+    ),
+    (
+        ["+model.hiden_size=64"],
+        "model.hiden_size: not a parameter of rnnlab.models.RNNClassifier; "
+        "did you mean model.hidden_size?",
+    ),
+    (
+        ["+trainer.max_epoch=3"],
+        "trainer.max_epoch: not a parameter of lightning.Trainer; did you mean trainer.max_epochs?",
     ),
     (["objective.mode=up"], "objective.mode='up': one of ['min', 'max']"),
     (
@@ -312,19 +328,56 @@ def test_entry_point_without_checkpoint_gets_one_line(script, fragment, tmp_path
     assert result.stderr.strip() == f"error: ckpt_path=None: required; {fragment}"
 
 
-def test_command_line_error_is_one_line_without_traceback(tmp_path) -> None:
+# keys the composed config does not have (Hydra's own error spans lines and suggests a +)
+KEY_ROWS = [
+    (
+        ["model.hiden_size=64"],
+        "model.hiden_size: model has no key 'hiden_size'; did you mean model.hidden_size? "
+        "(a new key takes a +: +model.hiden_size=...)",
+    ),
+    (["model.encodr.forget_bias=1.0"], "model has no key 'encodr'; did you mean model.encoder?"),
+    (["trainer.max_epoch=3"], "trainer has no key 'max_epoch'; did you mean trainer.max_epochs?"),
+    (["-m", "model=rnn,gru", "data.max_lenn=8,16"], "did you mean data.max_len?"),
+    (["experiment=adding", "data.seq_length=200"], "did you mean data.seq_len?"),
+]
+# keys that exist once the command line's own choices and additions are composed
+GOOD_KEY_ARGS = [
+    ["model.hidden_size=64"],
+    ["model=rnn", "model.encoder.nonlinearity=relu"],
+    ["+model.new_key=1", "model.new_key=2"],
+    ["-m", "model=rnn,gru", "model.hidden_size=8,16"],
+    ["experiment=adding", "data.seq_len=200"],
+    ["hydra.job.chdir=true", "hydra/launcher=basic"],
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), KEY_ROWS, ids=[" ".join(r[0]) for r in KEY_ROWS])
+def test_unknown_key_gets_one_line_with_the_nearest_name(args, fragment) -> None:
+    assert fragment in unknown_key(args, CONF, "train")
+
+
+@pytest.mark.parametrize("args", GOOD_KEY_ARGS, ids=[" ".join(a) for a in GOOD_KEY_ARGS])
+def test_keys_the_config_has_pass(args) -> None:
+    assert unknown_key(args, CONF, "train") is None
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [
+        ("model=transformer", f"model='transformer': unknown; choose one of {_options('model')}"),
+        ("model.hiden_size=64", KEY_ROWS[0][1]),
+    ],
+)
+def test_command_line_error_is_one_line_without_traceback(arg, message, tmp_path) -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "model=transformer"],
+        [sys.executable, str(ROOT / "train.py"), arg],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 2
-    assert (
-        result.stderr.strip()
-        == f"error: model='transformer': unknown; choose one of {_options('model')}"
-    )
+    assert result.stderr.strip() == f"error: {message}"
     assert not (tmp_path / "logs").exists()
 
 

@@ -10,13 +10,16 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from rnnlab.tasks.train import train
+from rnnlab.models.build import model_objective
+from rnnlab.tasks.train import check_components, fill_objective, train
 from tests.conftest import CONF, TINY, compose_cfg
 
 # groups chosen inside another config, and the package they are chosen at
 PACKAGED = {"model/common": "model/common@model"}
-# groups only one preset's defaults list holds: the LM's output layer (conf/model/common/lm.yaml)
-CONTEXT = {"model/decoder": ["experiment=imdb_lm"]}
+# options that need a preset around them: the LM's output layer (a group only
+# conf/model/common/lm.yaml holds) and the LM's data (streams cut into chunks of the LM's
+# model.tbptt_steps)
+CONTEXT = {"model/decoder": ["experiment=imdb_lm"], "data=imdb_lm": ["experiment=imdb_lm"]}
 
 
 def all_options() -> list[tuple[str, str]]:
@@ -47,13 +50,20 @@ def test_the_registry_finds_every_group() -> None:
 @pytest.mark.parametrize(
     ("group", "option"), [pytest.param(g, o, id=f"{g}={o}") for g, o in all_options()]
 )
-def test_every_option_composes_and_resolves(group, option, tmp_path) -> None:
-    overrides = [*CONTEXT.get(group, []), _override(group, option)]
+def test_every_option_composes_resolves_and_fits_its_components_signatures(
+    group, option, tmp_path
+) -> None:
+    """Catches an option that does not compose or resolve, and one whose keys or values its
+    components' signatures refuse (a train run would stop on it in one line)."""
+    context = CONTEXT.get(group, CONTEXT.get(f"{group}={option}", []))
+    overrides = [*context, _override(group, option)]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         full = compose("train", overrides=overrides, return_hydra_config=True)
     assert full.hydra.runtime.choices.get(group, option) == option
     cfg = compose_cfg("train", overrides, tmp_path, tmp_path / "cache", tmp_path)
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    fill_objective(cfg, model_objective(cfg.model))
+    check_components(cfg)
     if "search" in cfg:  # the searched keys exist; sampler, pruner and distributions build
         assert all(OmegaConf.select(cfg, key) is not None for key in cfg.search.params)
         for node in (cfg.search.sampler, cfg.search.pruner, *cfg.search.params.values()):

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.callbacks import TokenThroughput
 from rnnlab.models import RecurrentModule, build_model
-from rnnlab.models.build import model_class, model_settings
+from rnnlab.models.build import model_class, model_objective, model_settings
 from rnnlab.models.pretrained import read_language_model, start_from_language_model
 from rnnlab.tasks.common import test_metrics, write_metrics
 from rnnlab.utils import (
@@ -29,6 +29,7 @@ from rnnlab.utils import (
     read_checkpoint,
     task_wrapper,
 )
+from rnnlab.utils.arguments import check_arguments
 from rnnlab.utils.checkpoint_io import AtomicCheckpointIO
 from rnnlab.utils.config_tree import print_config_tree
 from rnnlab.utils.errors import check_choice
@@ -116,6 +117,15 @@ def resolve_ckpt_path(
     return ckpt_path
 
 
+def check_components(cfg: DictConfig) -> None:
+    """Each component's keys and plain values against its `_target_`'s signature, before
+    anything is built: a misspelt key or a value of the wrong type is refused in one line."""
+    check_arguments(model_settings(cfg.model)[0], "model")
+    for key in ("data", "trainer", "callbacks", "logger"):
+        if cfg.get(key) is not None:
+            check_arguments(OmegaConf.to_container(cfg[key], resolve=True), key)
+
+
 def build_data_and_model(cfg: DictConfig) -> tuple[Any, RecurrentModule]:
     """The data first: its facts (vocabulary, classes, tokenizer) size the model. A classifier
     started from a language model reads the texts with the LM's tokenizer."""
@@ -140,6 +150,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
     """`extra_callbacks` join the configured ones (a search's pruning callback). cfg.objective
     is filled in place; metrics hold `<objective metric>_best` once it was measured."""
     output_dir = Path(cfg.paths.output_dir)
+    metric, _ = fill_objective(cfg, model_objective(cfg.model))
+    check_components(cfg)
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule, model = build_data_and_model(cfg)
@@ -151,7 +163,6 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
         save_resumed_config(cfg, output_dir)
     if cfg.get("extras", {}).get("print_config"):
         print_config_tree(cfg, output_dir)
-    metric, _ = fill_objective(cfg, model.objective)
     callbacks = [*instantiate_callbacks(cfg.get("callbacks")), *extra_callbacks]
     loggers = instantiate_loggers(
         cfg.get("logger"), output_dir, resuming=bool(cfg.get("ckpt_path"))
