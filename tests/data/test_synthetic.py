@@ -1,5 +1,6 @@
-"""The synthetic long-range tasks: what the generators draw, and that `experiment=adding` and
-`experiment=copy` compose, train through train.py's task and evaluate from their checkpoints."""
+"""The synthetic long-range tasks: what the generators draw, and that their experiment presets
+(adding, copy, selective copying) compose, train through train.py's task and evaluate from their
+checkpoints."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from rnnlab.data.synthetic import (
     FIRST_SYMBOL,
     AddingDataModule,
     CopyDataModule,
+    SelectiveCopyDataModule,
     SyntheticDataModule,
 )
 from rnnlab.models import build_model
@@ -72,11 +74,29 @@ def test_copy_gives_the_symbols_back_after_the_delay_and_scores_only_there() -> 
     assert (labels[:, :-k] == IGNORE).all()
 
 
+def test_selective_copying_scatters_the_symbols_in_order_and_asks_for_them_at_the_end() -> None:
+    """Catches symbols at fixed steps (which a time-invariant cell could learn to pick), symbols
+    shuffled on the way in, and labels anywhere but the recall steps."""
+    k, length = 5, 30
+    data = splits(SelectiveCopyDataModule(seq_len=length, copy_len=k, alphabet=6, **SMALL))
+    ids, labels = data["train"]["input_ids"], data["train"]["labels"]
+    assert ids.shape == labels.shape == (SMALL["num_train"], length + k)
+    noise, answers = ids[:, :length], ids[:, length:]
+    placed = noise >= FIRST_SYMBOL
+    assert (placed.sum(1) == k).all() and (noise[~placed] == BLANK).all()
+    assert (answers == DELIMITER).all() and (labels[:, :length] == IGNORE).all()
+    assert torch.equal(noise[placed].view(-1, k) - FIRST_SYMBOL, labels[:, length:])
+    assert ((labels[:, length:] >= 0) & (labels[:, length:] < 6)).all()
+    first_steps = placed.float().argmax(1)
+    assert len(first_steps.unique()) > length // 3  # where the first symbol sits varies
+
+
 @pytest.mark.parametrize(
     "make",
     [lambda seed: AddingDataModule(seq_len=8, seed=seed, **SMALL)]
-    + [lambda seed: CopyDataModule(delay=2, copy_len=6, seed=seed, **SMALL)],
-    ids=["adding", "copy"],
+    + [lambda seed: CopyDataModule(delay=2, copy_len=6, seed=seed, **SMALL)]
+    + [lambda seed: SelectiveCopyDataModule(seq_len=12, copy_len=6, seed=seed, **SMALL)],
+    ids=["adding", "copy", "selective_copy"],
 )
 def test_each_seed_gives_the_same_data_and_train_val_test_never_share_an_example(make) -> None:
     first, again, other = splits(make(1)), splits(make(1)), splits(make(2))
@@ -117,6 +137,10 @@ def test_batches_come_whole_from_the_loaders() -> None:
         (lambda: CopyDataModule(delay=-1), "data.delay=-1: an integer >= 0"),
         (lambda: CopyDataModule(copy_len=2), "data.copy_len=2: longer"),
         (lambda: CopyDataModule(num_train=0), "data.num_train=0: an integer >= 1"),
+        (
+            lambda: SelectiveCopyDataModule(seq_len=3, copy_len=4, **SMALL),
+            r"data.seq_len=3: an integer >= data.copy_len \(4\)",
+        ),
     ],
 )
 def test_bad_settings_name_the_key(make, message) -> None:
@@ -139,7 +163,11 @@ RUN = [
     "data.num_test=16",
     "data.batch_size=16",
 ]
-SETTINGS = {"adding": ["data.seq_len=6"], "copy": ["data.delay=2", "data.copy_len=8"]}
+SETTINGS = {
+    "adding": ["data.seq_len=6"],
+    "copy": ["data.delay=2", "data.copy_len=8"],
+    "selective_copy": ["data.seq_len=12", "data.copy_len=4"],
+}
 
 
 @pytest.mark.parametrize("preset", SYNTHETIC_PRESETS)

@@ -7,10 +7,13 @@ whether a cell learns at all.
 - copy (Arjovsky et al. 2016): `copy_len` symbols from an alphabet, `delay` blanks, a
   delimiter, then `copy_len` blank steps at which the model must give back the symbols in order.
   Guessing scores a cross-entropy of log(alphabet) on those steps.
+- selective copying (Gu & Dao 2023): the symbols sit at random steps among `seq_len` blanks, and
+  `copy_len` delimiters ask for them back in order. Guessing scores a recall accuracy of
+  1/alphabet.
 
 Train, validation and test are drawn from seeds of their own derived from `seed`. Every batch
 holds `lengths` and `labels` as the text data's do, and the inputs under the key the model's
-input layer reads: `inputs` (vectors) for adding, `input_ids` (symbol ids) for copy.
+input layer reads: `inputs` (vectors) for adding, `input_ids` (symbol ids) for the others.
 """
 
 from __future__ import annotations
@@ -171,19 +174,15 @@ class AddingDataModule(SyntheticDataModule):
         return self.data_meta(input_size=2)
 
 
-class CopyDataModule(SyntheticDataModule):
-    """The copy task: `copy_len` symbols, `delay` blanks, a delimiter, `copy_len` answer steps.
-    Batches: `input_ids` (B, 2 * copy_len + delay + 1), `lengths` (B,), `labels` of that shape:
-    the symbol (0 .. alphabet - 1) at the answer steps, IGNORE elsewhere.
+class SymbolRecallDataModule(SyntheticDataModule, ABC):
+    """Tasks that give back `copy_len` symbols of an `alphabet` at the end of the sequence: the
+    symbol (0 .. alphabet - 1) labels each answer step, IGNORE every other step.
 
     No symbol string occurs twice across the splits, so validation and test measure recall of
     sequences never trained on.
     """
 
-    def __init__(
-        self, delay: int = 20, copy_len: int = 10, alphabet: int = 8, **kwargs: Any
-    ) -> None:
-        check(isinstance(delay, int) and delay >= 0, "data.delay", delay, "an integer >= 0")
+    def __init__(self, copy_len: int = 10, alphabet: int = 8, **kwargs: Any) -> None:
         check_counts(copy_len=copy_len)
         check(
             isinstance(alphabet, int) and alphabet >= 2,
@@ -192,7 +191,6 @@ class CopyDataModule(SyntheticDataModule):
             "an integer >= 2",
         )
         super().__init__(**kwargs)
-        # the task's own arguments join the base class's
         self.save_hyperparameters(ignore=["tokenizer_json"], logger=False)
         total = self.hparams.num_train + self.hparams.num_val + self.hparams.num_test
         check(
@@ -203,21 +201,6 @@ class CopyDataModule(SyntheticDataModule):
             f"{total} examples (train + val + test), so the splits need not share one",
         )
         self._drawn: set[bytes] = set()  # every symbol string drawn so far, across splits
-
-    def generate(self, split: str, n: int, rng: np.random.Generator) -> dict[str, Tensor]:
-        k, delay = self.hparams.copy_len, self.hparams.delay
-        symbols = self._distinct_strings(n, k, rng)
-        length = 2 * k + delay + 1
-        ids = np.full((n, length), BLANK, dtype=np.int64)
-        ids[:, :k] = symbols + FIRST_SYMBOL
-        ids[:, k + delay] = DELIMITER
-        labels = np.full((n, length), IGNORE, dtype=np.int64)
-        labels[:, -k:] = symbols
-        return {
-            "input_ids": torch.from_numpy(ids),
-            "lengths": torch.full((n,), length),
-            "labels": torch.from_numpy(labels),
-        }
 
     def _distinct_strings(self, n: int, k: int, rng: np.random.Generator) -> np.ndarray:
         """(n, k) symbol indices, no row equal to one drawn before (in this split or earlier)."""
@@ -230,7 +213,71 @@ class CopyDataModule(SyntheticDataModule):
                     rows.append(row)
         return np.stack(rows)
 
+    @staticmethod
+    def _batch(ids: np.ndarray, symbols: np.ndarray) -> dict[str, Tensor]:
+        """The split's tensors: the answers are the last `copy_len` steps."""
+        n, length = ids.shape
+        labels = np.full((n, length), IGNORE, dtype=np.int64)
+        labels[:, -symbols.shape[1] :] = symbols
+        return {
+            "input_ids": torch.from_numpy(ids),
+            "lengths": torch.full((n,), length),
+            "labels": torch.from_numpy(labels),
+        }
+
     @property
     def meta(self) -> DataMeta:
         names = tuple(f"s{i}" for i in range(self.hparams.alphabet))
         return self.data_meta(vocab_size=FIRST_SYMBOL + self.hparams.alphabet, label_names=names)
+
+
+class CopyDataModule(SymbolRecallDataModule):
+    """The copy task: `copy_len` symbols, `delay` blanks, a delimiter, `copy_len` answer steps.
+    Batches: `input_ids` (B, 2 * copy_len + delay + 1), `lengths` (B,), `labels` of that shape."""
+
+    def __init__(
+        self, delay: int = 20, copy_len: int = 10, alphabet: int = 8, **kwargs: Any
+    ) -> None:
+        check(isinstance(delay, int) and delay >= 0, "data.delay", delay, "an integer >= 0")
+        super().__init__(copy_len=copy_len, alphabet=alphabet, **kwargs)
+        # the task's own arguments join the base class's
+        self.save_hyperparameters(ignore=["tokenizer_json"], logger=False)
+
+    def generate(self, split: str, n: int, rng: np.random.Generator) -> dict[str, Tensor]:
+        k, delay = self.hparams.copy_len, self.hparams.delay
+        symbols = self._distinct_strings(n, k, rng)
+        ids = np.full((n, 2 * k + delay + 1), BLANK, dtype=np.int64)
+        ids[:, :k] = symbols + FIRST_SYMBOL
+        ids[:, k + delay] = DELIMITER
+        return self._batch(ids, symbols)
+
+
+class SelectiveCopyDataModule(SymbolRecallDataModule):
+    """Selective copying (Gu & Dao 2023): `copy_len` symbols at random positions among
+    `seq_len` blanks, then `copy_len` delimiter steps at which the symbols come back in order.
+    Batches: `input_ids` (B, seq_len + copy_len), `lengths` (B,), `labels` of that shape.
+    Unlike copy, where the symbols are is new in every sequence: a cell must decide from the
+    input which steps to keep (time-invariant recurrences cannot)."""
+
+    def __init__(
+        self, seq_len: int = 256, copy_len: int = 16, alphabet: int = 16, **kwargs: Any
+    ) -> None:
+        super().__init__(copy_len=copy_len, alphabet=alphabet, **kwargs)
+        check(
+            isinstance(seq_len, int) and seq_len >= copy_len,
+            "data.seq_len",
+            seq_len,
+            f"an integer >= data.copy_len ({copy_len}): the symbols need a step each",
+        )
+        # the task's own arguments join the base class's
+        self.save_hyperparameters(ignore=["tokenizer_json"], logger=False)
+
+    def generate(self, split: str, n: int, rng: np.random.Generator) -> dict[str, Tensor]:
+        k, length = self.hparams.copy_len, self.hparams.seq_len
+        symbols = self._distinct_strings(n, k, rng)
+        # k distinct steps per row, in order: the first k of a random permutation, sorted
+        positions = np.sort(rng.random((n, length)).argsort(axis=1)[:, :k], axis=1)
+        ids = np.full((n, length + k), BLANK, dtype=np.int64)
+        ids[np.arange(n)[:, None], positions] = symbols + FIRST_SYMBOL
+        ids[:, length:] = DELIMITER
+        return self._batch(ids, symbols)
