@@ -98,9 +98,17 @@ class RecurrentModule(LightningModule):
         bidirectional: bool,
         dropout: float,
         init: Callable[[Encoder], None],
+        compile_chunk: int | None = None,
     ) -> None:
         """Complete the input-layer and encoder partials with their sizes (the components'
-        constructor contract), then apply `model.init` to the encoder."""
+        constructor contract), apply `model.init` to the encoder and, with `compile_chunk`,
+        have it compile its recurrence in chunks of that many steps."""
+        check(
+            compile_chunk is None or (isinstance(compile_chunk, int) and compile_chunk >= 1),
+            "model.compile_chunk",
+            compile_chunk,
+            "null (eager) or an integer >= 1 (steps per compiled call)",
+        )
         self.embedding = embedding(meta=self.meta, embedding_dim=embedding_dim)
         self.encoder = encoder(
             input_size=embedding_dim,
@@ -110,6 +118,8 @@ class RecurrentModule(LightningModule):
             dropout=dropout,
         )
         self.encoder.initialise(init)
+        if compile_chunk is not None:
+            self.encoder.compile_recurrence(compile_chunk)
 
     # -- layer groups: discriminative learning rates and gradual unfreezing -------------------
 

@@ -56,6 +56,7 @@ class RNNClassifier(RecurrentModule):
         scheduler: Callable[..., Any] | None = None,
         lr_decay: float = 1.0,
         gradual_unfreezing: bool = False,
+        compile_chunk: int | None = None,
     ) -> None:
         super().__init__(meta, optimizer, scheduler, lr_decay, gradual_unfreezing)
         check_sizes(embedding_dim=embedding_dim, hidden_size=hidden_size, num_layers=num_layers)
@@ -83,7 +84,15 @@ class RNNClassifier(RecurrentModule):
             f"null for the per-step task {type(self.task).__name__} (its labels span the sequence)",
         )
         self.build_body(
-            embedding, encoder, embedding_dim, hidden_size, num_layers, bidirectional, dropout, init
+            embedding,
+            encoder,
+            embedding_dim,
+            hidden_size,
+            num_layers,
+            bidirectional,
+            dropout,
+            init,
+            compile_chunk,
         )
         self.readout = readout(input_size=self.encoder.output_size, bidirectional=bidirectional)
         check(

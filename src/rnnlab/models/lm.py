@@ -51,6 +51,7 @@ class RNNLanguageModel(RecurrentModule):
         scheduler: Callable[..., Any] | None = None,
         lr_decay: float = 1.0,
         gradual_unfreezing: bool = False,
+        compile_chunk: int | None = None,
     ) -> None:
         super().__init__(meta, optimizer, scheduler, lr_decay, gradual_unfreezing)
         check_sizes(
@@ -62,7 +63,15 @@ class RNNLanguageModel(RecurrentModule):
         check(0 <= dropout < 1, "model.dropout", dropout, "a number in [0, 1)")
         self.save_hyperparameters(ignore=list(NOT_HYPERPARAMETERS))
         self.build_body(
-            embedding, encoder, embedding_dim, hidden_size, num_layers, False, dropout, init
+            embedding,
+            encoder,
+            embedding_dim,
+            hidden_size,
+            num_layers,
+            False,
+            dropout,
+            init,
+            compile_chunk,
         )
         self.dropout = nn.Dropout(dropout)
         self.decoder = decoder(

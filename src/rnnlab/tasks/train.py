@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from rnnlab.callbacks import TokenThroughput
 from rnnlab.models import RecurrentModule, build_model
 from rnnlab.models.build import model_class, model_objective, model_settings
+from rnnlab.models.components.compiled import compile_stats
 from rnnlab.models.pretrained import read_language_model, start_from_language_model
 from rnnlab.tasks.common import test_metrics, write_metrics
 from rnnlab.utils import (
@@ -213,6 +214,9 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
         trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True)
         metrics.update(test_metrics(trainer))
 
+    if cfg.model.get("compile_chunk"):  # training's graphs and testing's
+        metrics.update(compile_stats())
+        log.info("Compiled %(compile_graphs)d graphs in %(compile_s).1f s", compile_stats())
     metrics["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     write_metrics(trainer, output_dir / "metrics.json", metrics)
     log.info("Run directory: %s", output_dir)
