@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,21 +18,27 @@ from lightning import Callback, LightningModule, Trainer
 
 
 class PauseAtStep(Callback):
-    """Writes `<epoch> <batch_idx>` to `marker` after optimizer step `step`, then waits there
-    (for an hour at most) until the process is killed or receives SIGTERM; Lightning's SIGTERM
-    handler only sets a flag, so the wait polls it and returns, and training stops as usual.
+    """Writes `<epoch> <batch_idx>` to `marker` after optimizer step `step` (and, before it, the
+    process id to `<marker>.pid`), then waits there (for an hour at most) until the process is
+    killed or receives SIGTERM; Lightning's SIGTERM handler only sets a flag, so the wait polls
+    it and returns, and training stops as usual. `rank`: only that global rank stands still
+    (the others run on into the next collective and wait there for it).
     It stands still once: a resumed process (which composes the run's saved overrides, this
     callback included) finds the marker and passes the step."""
 
-    def __init__(self, step: int, marker: str) -> None:
+    def __init__(self, step: int, marker: str, rank: int | None = None) -> None:
         self.step = step
         self.marker = Path(marker)
+        self.rank = rank
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if trainer.global_step != self.step or self.marker.exists():
             return
+        if self.rank is not None and trainer.global_rank != self.rank:
+            return
+        Path(f"{self.marker}.pid").write_text(str(os.getpid()))
         self.marker.write_text(f"{trainer.current_epoch} {batch_idx}")
         deadline = time.monotonic() + 3600
         while not trainer.received_sigterm and time.monotonic() < deadline:

@@ -27,7 +27,7 @@ class SaveOnInterrupt(Callback):
             else Path(trainer.default_root_dir)
         )
         path = folder / "last.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # the whole state, to resume from
         log.warning(
             "Interrupted (%s): saved %s; resume with ckpt_path=%s",
             type(exception).__name__,
