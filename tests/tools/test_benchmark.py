@@ -46,6 +46,8 @@ def test_throughput_row_has_positive_rates_and_an_mfu_below_one(cell, batches) -
     for value in (row.lightning, row.hand, row.bare, row.lightning_vs_hand, row.lightning_vs_bare):
         assert np.isfinite(value) and value > 0
     assert 0 < row.mfu < 1 and row.gemm_gflops > 0
+    if row.compiled is not None:  # a hand-written cell, compiled in chunks
+        assert row.compiled > 0 and row.compiled_vs_bare > 0
 
 
 def _classifier(cell: str, *extra: str, embedding_dim: int = 3, hidden: int = 4) -> RNNClassifier:
@@ -163,9 +165,11 @@ def test_cli_prints_and_writes_every_table_as_markdown(tmp_path, monkeypatch, ca
     text = out.read_text()
     assert "| cell | hidden | Lightning | hand loop | Lightning / hand |" in text
     assert "| gru | 16 |" in text and "| 24 |" in text
+    assert "| compiled / bare |" in text  # torch's fused GRU has nothing to compile: a dash
     for key in ("torch", "torch threads", "CPU", "device"):
         assert f"- {key}: " in text
-    assert "pipeline / bare" in capsys.readouterr().out
+    printed = capsys.readouterr().out  # a terminal table (its headers wrap to the width)
+    assert "Lightning" in printed and "│ gru " in printed
 
 
 def test_startup_rows_render_with_their_breakdown() -> None:

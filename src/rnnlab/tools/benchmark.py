@@ -73,6 +73,8 @@ class ThroughputRow:
     lightning_vs_hand: float
     lightning_vs_bare: float
     mfu: float | None  # None: torch counts no matmul in the cell (see counted_flops)
+    compiled: float | None  # the bare layer via model.compile_chunk; None: nothing to compile
+    compiled_vs_bare: float | None
     gemm_gflops: float
 
 
@@ -306,8 +308,10 @@ def measure_throughput(
     device: torch.device | None = None,
     gemm_size: int = 2048,
     overrides: Sequence[str] = (),
+    compile_chunk: int = 32,
 ) -> ThroughputRow:
-    """Interleave Lightning, hand-written, bare layer and GEMM per repeat; medians of each.
+    """Interleave Lightning, hand-written, bare layer (eager, and compiled in chunks of
+    `compile_chunk` steps for a hand-written cell) and GEMM per repeat; medians of each.
 
     Tokens are real (non-padding) tokens for all three loops, so the bare layer is credited
     with the batches' real tokens although it runs their padded shapes, like the model does.
@@ -323,19 +327,27 @@ def measure_throughput(
     sequences = sum(s[0] for s in shapes)
     flops = None if counted is None else counted[0] * tokens + counted[1] * sequences
     encoder = build_encoder(cfg, embedding_dim, hidden)
-    runs: dict[str, list[float]] = {k: [] for k in ("lightning", "hand", "bare", "gemm")}
+    compiled = build_encoder(cfg, embedding_dim, hidden)
+    compiled.compile_recurrence(compile_chunk)  # a no-op for torch's fused cells
+    compiles = getattr(compiled, "compile_chunk", None) is not None
+    runs: dict[str, list[float]] = {
+        k: [] for k in ("lightning", "hand", "bare", "compiled", "gemm")
+    }
     for repeat in range(warmup + repeats):
         times = {
             "lightning": lightning_seconds(model, batches, cfg.trainer, device),
             "hand": hand_seconds(model, batches, clip, device),
             "bare": bare_layer_seconds(encoder, embedding_dim, hidden, shapes, device),
         }
+        if compiles:  # the warm-up repeats pay the compiling
+            times["compiled"] = bare_layer_seconds(compiled, embedding_dim, hidden, shapes, device)
         gemm = gemm_flops_per_s(gemm_size, device)
         if repeat >= warmup:
             for key, seconds in times.items():
                 runs[key].append(tokens / seconds)
             runs["gemm"].append(gemm)
     pairs = list(zip(runs["lightning"], runs["hand"], runs["bare"], runs["gemm"]))
+    compiled_ratios = [c / b for c, b in zip(runs["compiled"], runs["bare"])]
     mfus = [lt * flops / tokens / g for lt, _, _, g in pairs] if flops is not None else None
     return ThroughputRow(
         cell=cell,
@@ -346,6 +358,8 @@ def measure_throughput(
         lightning_vs_hand=statistics.median(lt / h for lt, h, _, _ in pairs),
         lightning_vs_bare=statistics.median(lt / b for lt, _, b, _ in pairs),
         mfu=None if mfus is None else statistics.median(mfus),
+        compiled=statistics.median(runs["compiled"]) if compiles else None,
+        compiled_vs_bare=statistics.median(compiled_ratios) if compiles else None,
         gemm_gflops=statistics.median(runs["gemm"]) / 1e9,
     )
 
@@ -465,6 +479,8 @@ def throughput_table(rows: list[ThroughputRow]) -> tuple[list[str], list[list[st
         "Lightning / hand",
         "bare layer",
         "pipeline / bare",
+        "bare, compiled",
+        "compiled / bare",
         "MFU",
         "GEMM GFLOP/s",
     ]
@@ -477,6 +493,8 @@ def throughput_table(rows: list[ThroughputRow]) -> tuple[list[str], list[list[st
             f"{r.lightning_vs_hand:.3f}",
             _fmt_rate(r.bare),
             f"{r.lightning_vs_bare:.3f}",
+            "—" if r.compiled is None else _fmt_rate(r.compiled),
+            "—" if r.compiled_vs_bare is None else f"{r.compiled_vs_bare:.2f}",
             "—" if r.mfu is None else f"{100 * r.mfu:.1f}%",
             f"{r.gemm_gflops:.1f}",
         ]
@@ -559,6 +577,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--preprocessing", action="store_true", help="also time cold preprocessing")
     p.add_argument("--restarts", type=int, default=3, help="cached restarts to time (0: skip)")
     p.add_argument("--gemm-size", type=int, default=2048)
+    p.add_argument(
+        "--compile-chunk", type=int, default=32, help="steps per compiled call (hand-written cells)"
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for the model")
     p.add_argument("--out", type=Path, help="write the tables as Markdown here")
@@ -597,7 +618,8 @@ def run(args: argparse.Namespace, progress: Callable[[str], None] = print) -> Re
         "batch's start to the last batch's end (Trainer start-up excluded); MFU = the model's "
         "matmul FLOPs per real token and sequence (forward + backward, counted by torch's "
         "FlopCounterMode; — where it sees no matmul in the cell) at the Lightning loop's rate "
-        f"over a {args.gemm_size}^2 float32 GEMM's FLOP/s"
+        f"over a {args.gemm_size}^2 float32 GEMM's FLOP/s; 'bare, compiled': the bare layer with "
+        f"model.compile_chunk={args.compile_chunk} (hand-written cells; the warm-up compiles)"
     )
     report = Report(header)
     for cell in args.cells:
@@ -615,6 +637,7 @@ def run(args: argparse.Namespace, progress: Callable[[str], None] = print) -> Re
                     device=device,
                     gemm_size=args.gemm_size,
                     overrides=args.override,
+                    compile_chunk=args.compile_chunk,
                 )
             )
     report.padding = padding_shares(raw_lengths, args.batch_size, args.padding_max_len)
