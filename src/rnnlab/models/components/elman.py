@@ -39,8 +39,9 @@ class ElmanLayer(nn.Module):
             x.size(0), -1, h.size(1)
         )
         outputs = []
-        for t in range(x.size(1)):
-            h = self.f(driven[:, t] + h @ self.weight_h.t())
+        # unbind, not driven[:, t]: each indexed step's backward would fill a (B, T, H) gradient
+        for driven_t in driven.unbind(1):
+            h = self.f(driven_t + h @ self.weight_h.t())
             outputs.append(h)
         return torch.stack(outputs, dim=1), h
 

@@ -1,0 +1,88 @@
+"""minLSTM (Feng et al. 2024, "Were RNNs All We Needed?"): an LSTM whose gates read only the
+input, normalised so that the two add up to one, run as a parallel scan like minGRU.
+
+    f_t = sigmoid(W_f x_t + b_f),  i_t = sigmoid(W_i x_t + b_i),  h~_t = g(W_h x_t + b_h)
+    f'_t = f_t / (f_t + i_t),  i'_t = i_t / (f_t + i_t),  h_t = f'_t h_{t-1} + i'_t h~_t
+
+with g minGRU's positive activation. In log space, with d = softplus(-k_f) - softplus(-k_i):
+log f' = -softplus(d), log i' = -softplus(-d). `mode=parallel` runs the log-space scan of
+`mingru.py` in chunks of `chunk_size` steps, `mode=sequential` runs it step by step: same outputs,
+state and gradients. The state is each row's at its own last real step.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnlab.models.components.encoder import StackedEncoder, State
+from rnnlab.models.components.mingru import (
+    MODES,
+    at_lengths,
+    chunked,
+    g,
+    lengths_known,
+    log_g,
+    log_space_scan,
+    sequential_scan,
+)
+from rnnlab.utils.errors import check, check_choice
+
+
+class MinLSTMLayer(nn.Module):
+    """One layer, one direction: the three projections for every step at once, then the scan."""
+
+    lengths: Tensor | None = None
+
+    def __init__(
+        self, input_size: int, hidden_size: int, mode: str = "sequential", chunk_size: int = 256
+    ) -> None:
+        super().__init__()
+        self.hidden_size, self.mode, self.chunk_size = hidden_size, mode, chunk_size
+        self.inputs = nn.Linear(input_size, 3 * hidden_size)  # [W_f; W_i; W_h], nn.Linear's init
+
+    def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(B, T, E) [+ h_0 (B, H)] -> outputs h_1..h_T (B, T, H) and the state."""
+        k_f, k_i, v = self.inputs(x).chunk(3, dim=-1)
+        if self.mode == "parallel":
+            d = F.softplus(-k_f) - F.softplus(-k_i)
+            log_b = -F.softplus(-d) + log_g(v)
+            h = chunked(log_space_scan, -F.softplus(d), log_b, state, self.chunk_size)
+        else:
+            f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
+            total = f + i
+            h = sequential_scan(f / total, i / total * g(v), state)
+        return h, at_lengths(h, self.lengths)
+
+
+class MinLSTMEncoder(StackedEncoder):
+    """`mode`: parallel (the log-space scan) | sequential; `chunk_size`: steps per scan."""
+
+    state_at_length = True  # the state is each row's at its own last real step
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        mode: str = "sequential",
+        chunk_size: int = 256,
+    ) -> None:
+        check_choice("model.encoder.mode", mode, MODES)
+        check(
+            isinstance(chunk_size, int) and chunk_size >= 1,
+            "model.encoder.chunk_size",
+            chunk_size,
+            "an integer >= 1",
+        )
+        layer = functools.partial(MinLSTMLayer, mode=mode, chunk_size=chunk_size)
+        super().__init__(layer, input_size, hidden_size, num_layers, bidirectional, dropout)
+
+    def forward(self, x: Tensor, lengths: Tensor, state: State = None) -> tuple[Tensor, State]:
+        with lengths_known(self, lengths):
+            return super().forward(x, lengths, state)
