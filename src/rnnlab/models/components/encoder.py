@@ -177,10 +177,6 @@ class TorchRNNEncoder(StackedEncoder):
 
     rnn: type[nn.RNNBase]
 
-    def compile_recurrence(self, chunk: int) -> None:
-        """Nothing to compile: the recurrence runs in torch's fused kernel (and Dynamo stops at
-        nn.RNN / nn.LSTM / nn.GRU)."""
-
     def __init__(
         self,
         input_size: int,
@@ -192,6 +188,10 @@ class TorchRNNEncoder(StackedEncoder):
     ) -> None:
         layer = functools.partial(self.rnn, batch_first=True, **rnn_kwargs)
         super().__init__(layer, input_size, hidden_size, num_layers, bidirectional, dropout)
+
+    def compile_recurrence(self, chunk: int) -> None:
+        """Nothing to compile: the recurrence runs in torch's fused kernel (and Dynamo stops at
+        nn.RNN / nn.LSTM / nn.GRU)."""
 
     def layer_weights(self, layer: nn.Module) -> RecurrentWeights:
         return RecurrentWeights(
