@@ -215,8 +215,9 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
         metrics.update(test_metrics(trainer))
 
     if cfg.model.get("compile_chunk"):  # training's graphs and testing's
-        metrics.update(compile_stats())
-        log.info("Compiled %(compile_graphs)d graphs in %(compile_s).1f s", compile_stats())
+        compiled = compile_stats()
+        metrics.update(compiled)
+        log.info("Compiled %(compile_graphs)d graphs in %(compile_s).1f s", compiled)
     metrics["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     write_metrics(trainer, output_dir / "metrics.json", metrics)
     log.info("Run directory: %s", output_dir)

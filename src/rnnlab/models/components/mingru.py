@@ -122,8 +122,10 @@ class MinGRULayer(nn.Module):
 
 
 class MinGRUEncoder(StackedEncoder):
-    """`mode`: parallel (the log-space scan) | sequential; `chunk_size`: steps per scan."""
+    """`mode`: parallel (the log-space scan) | sequential; `chunk_size`: steps per scan.
+    `layer_class`: the layer it stacks (minLSTM's encoder is this one with its own layer)."""
 
+    layer_class: type[nn.Module] = MinGRULayer
     state_at_length = True  # the state is each row's at its own last real step
 
     def __init__(
@@ -143,7 +145,7 @@ class MinGRUEncoder(StackedEncoder):
             chunk_size,
             "an integer >= 1",
         )
-        layer = functools.partial(MinGRULayer, mode=mode, chunk_size=chunk_size)
+        layer = functools.partial(self.layer_class, mode=mode, chunk_size=chunk_size)
         super().__init__(layer, input_size, hidden_size, num_layers, bidirectional, dropout)
 
     def forward(self, x: Tensor, lengths: Tensor, state: State = None) -> tuple[Tensor, State]:

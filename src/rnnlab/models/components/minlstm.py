@@ -12,24 +12,19 @@ state and gradients. The state is each row's at its own last real step.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnlab.models.components.encoder import StackedEncoder, State
 from rnnlab.models.components.mingru import (
-    MODES,
+    MinGRUEncoder,
     at_lengths,
     chunked,
     g,
-    lengths_known,
     log_g,
     log_space_scan,
     sequential_scan,
 )
-from rnnlab.utils.errors import check, check_choice
 
 
 class MinLSTMLayer(nn.Module):
@@ -58,31 +53,7 @@ class MinLSTMLayer(nn.Module):
         return h, at_lengths(h, self.lengths)
 
 
-class MinLSTMEncoder(StackedEncoder):
+class MinLSTMEncoder(MinGRUEncoder):
     """`mode`: parallel (the log-space scan) | sequential; `chunk_size`: steps per scan."""
 
-    state_at_length = True  # the state is each row's at its own last real step
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        mode: str = "sequential",
-        chunk_size: int = 256,
-    ) -> None:
-        check_choice("model.encoder.mode", mode, MODES)
-        check(
-            isinstance(chunk_size, int) and chunk_size >= 1,
-            "model.encoder.chunk_size",
-            chunk_size,
-            "an integer >= 1",
-        )
-        layer = functools.partial(MinLSTMLayer, mode=mode, chunk_size=chunk_size)
-        super().__init__(layer, input_size, hidden_size, num_layers, bidirectional, dropout)
-
-    def forward(self, x: Tensor, lengths: Tensor, state: State = None) -> tuple[Tensor, State]:
-        with lengths_known(self, lengths):
-            return super().forward(x, lengths, state)
+    layer_class = MinLSTMLayer
