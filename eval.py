@@ -5,7 +5,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from rnnlab.tasks.evaluate import evaluate
+from rnnlab.run.evaluate import evaluate
 from rnnlab.utils.cli import exit_on_bad_command_line
 
 

@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from rnnlab.tasks.generate import generate
+from rnnlab.run.generate import generate
 from rnnlab.utils.overrides import quote_free_text_args
 
 

@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from rnnlab.tasks.predict import predict
+from rnnlab.run.predict import predict
 from rnnlab.utils.overrides import quote_free_text_args
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from rnnlab.tasks.search import run_search
-from rnnlab.tasks.train import train
+from rnnlab.run.search import run_search
+from rnnlab.run.train import train
 from rnnlab.utils.cli import exit_on_bad_command_line
 from rnnlab.utils.resume import resume_arguments
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from rnnlab.meta import DataMeta
-from rnnlab.tasks.train import train
+from rnnlab.run.train import train
 from rnnlab.utils import extras
 from rnnlab.utils.cli import group_choice_missing_extra, unknown_group_choice, unknown_key
 from tests.conftest import CONF, ROOT, TINY, compose_cfg, make_reviews

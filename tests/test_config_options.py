@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from rnnlab.models.build import model_objective
-from rnnlab.tasks.train import check_components, fill_objective, train
+from rnnlab.run.train import check_components, fill_objective, train
 from tests.conftest import CONF, TINY, compose_cfg
 
 # groups chosen inside another config, and the package they are chosen at
@@ -74,7 +74,7 @@ RUNNABLE = [
     *(f"debug={option}" for group, option in all_options() if group == "debug"),
     *(f"trainer={option}" for group, option in all_options() if group == "trainer"),
 ]
-# gpu presets need CUDA; ddp starts two processes (tests/tasks/test_ddp.py runs it)
+# gpu presets need CUDA; ddp starts two processes (tests/run/test_ddp.py runs it)
 NOT_HERE = {"trainer=gpu", "trainer=ddp"}
 
 

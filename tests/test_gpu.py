@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from rnnlab.callbacks.gradient_flow import gradient_per_step
-from rnnlab.tasks.train import train
+from rnnlab.run.train import train
 from tests.conftest import ROOT, TINY, compose_cfg, item_loader, quiet_trainer
 from tests.models.conftest import (
     ENCODERS,

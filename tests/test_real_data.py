@@ -4,7 +4,7 @@ import pytest
 
 from rnnlab.data import TextClassificationDataModule
 from rnnlab.data.loading import load_source
-from rnnlab.tasks.train import train
+from rnnlab.run.train import train
 from tests.conftest import REAL_IMDB, TINY, compose_cfg
 
 pytestmark = pytest.mark.real_data

@@ -6,7 +6,7 @@ import torch
 from lightning import Callback, Trainer
 
 from rnnlab.callbacks.gradient_flow import gradient_per_step
-from rnnlab.tasks.train import train
+from rnnlab.run.train import train
 from tests.conftest import TINY, compose_cfg
 from tests.models.conftest import language_model, make_model
 

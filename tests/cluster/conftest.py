@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.tasks.two_ranks import env
+from tests.run.two_ranks import env
 
 SCRIPT = ROOT / "scripts" / "local_slurm.sh"
 

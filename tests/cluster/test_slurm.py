@@ -14,9 +14,9 @@ import torch
 import yaml
 
 from tests.conftest import ROOT
-from tests.tasks.pause import record_steps
-from tests.tasks.test_resume import STEPS_PER_EPOCH, check_resumed, run_args, uninterrupted_run
-from tests.tasks.two_ranks import overrides, read_metrics, reference_metrics, without_wall_clock
+from tests.run.pause import record_steps
+from tests.run.test_resume import STEPS_PER_EPOCH, check_resumed, run_args, uninterrupted_run
+from tests.run.two_ranks import overrides, read_metrics, reference_metrics, without_wall_clock
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -119,7 +119,7 @@ def test_a_job_preempted_with_sigusr1_is_requeued_and_ends_like_an_uninterrupted
     uninterrupted = uninterrupted_run(hub_dir, cache_dir, tmp_path_factory)
     marker, steps = tmp_path / "paused", tmp_path / "steps.json"
     pause = [
-        "+callbacks.pause._target_=tests.tasks.pause.PauseAtStep",
+        "+callbacks.pause._target_=tests.run.pause.PauseAtStep",
         f"+callbacks.pause.step={PREEMPT_AT}",
         f"+callbacks.pause.marker={marker}",
     ]

@@ -24,8 +24,8 @@ from rnnlab.data.synthetic import (
 from rnnlab.models import build_model
 from rnnlab.models.build import model_settings
 from rnnlab.models.components.task import IGNORE
-from rnnlab.tasks.evaluate import evaluate
-from rnnlab.tasks.train import train
+from rnnlab.run.evaluate import evaluate
+from rnnlab.run.train import train
 from rnnlab.utils.errors import ConfigError
 from tests.conftest import CONF, compose_cfg
 from tests.models.conftest import ENCODERS, VARIANTS

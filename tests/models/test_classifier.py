@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from lightning import Trainer
 
 from rnnlab.models import RNNClassifier
-from rnnlab.tasks.train import build_data_and_model
+from rnnlab.run.train import build_data_and_model
 from rnnlab.utils import ConfigError
 from tests.conftest import TINY as TINY_RUN
 from tests.conftest import compose_cfg, item_loader, quiet_trainer

@@ -13,7 +13,7 @@ from lightning import Callback, LightningModule, Trainer
 from omegaconf import OmegaConf
 
 from rnnlab.models import RecurrentModule, TrainingDiverged
-from rnnlab.tasks.train import route_clipping
+from rnnlab.run.train import route_clipping
 from tests.conftest import TINY, compose_cfg, item_loader, quiet_trainer
 from tests.lm_helpers import LM_TINY, write_lm_layout
 from tests.models.conftest import classifier, language_model, memory_items, stream_loader
@@ -154,7 +154,7 @@ def test_non_finite_gradient_stops_training_before_the_weights_change(kind: str)
 
 def test_default_optimizer_config_clips_under_bf16(hub_dir, cache_dir, tmp_path) -> None:
     """The configured optimizer, not a test-made one: a fused AdamW made Lightning refuse this."""
-    from rnnlab.tasks.train import train
+    from rnnlab.run.train import train
 
     overrides = [
         *TINY,
@@ -172,7 +172,7 @@ def test_default_optimizer_config_clips_under_bf16(hub_dir, cache_dir, tmp_path)
 def test_diverged_run_exits_with_one_line_and_keeps_a_finite_last_checkpoint(
     hub_dir, cache_dir, tmp_path, capsys
 ) -> None:
-    from rnnlab.tasks.train import train
+    from rnnlab.run.train import train
 
     overrides = [
         *TINY,
@@ -216,7 +216,7 @@ def test_a_non_finite_gradient_ends_the_run_in_one_line_with_a_finite_last_check
     the run would stop a step later on the loss (or, clipped with a NaN norm, later still),
     naming train/loss; and a crash with a traceback instead of one `error:` line, or a last.ckpt
     written after the poison."""
-    from rnnlab.tasks.train import train
+    from rnnlab.run.train import train
 
     at_step = 13 if kind == "classifier" else 12 * (1 + 2 * (kind == "tbptt"))
     common = [

@@ -14,9 +14,9 @@ from rnnlab.data.tokenizer import EOS, build_tokenizer, load_tokenizer
 from rnnlab.meta import DataMeta
 from rnnlab.models import RNNClassifier
 from rnnlab.models.pretrained import read_language_model, start_from_language_model
-from rnnlab.tasks.generate import continuations, generate
-from rnnlab.tasks.predict import Predictor
-from rnnlab.tasks.train import train
+from rnnlab.run.generate import continuations, generate
+from rnnlab.run.predict import Predictor
+from rnnlab.run.train import train
 from rnnlab.utils import ConfigError
 from tests.conftest import TINY, compose_cfg, make_reviews
 from tests.models.conftest import ENCODERS, classifier, fast_model

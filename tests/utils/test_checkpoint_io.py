@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnlab.tasks.train import train
+from rnnlab.run.train import train
 from rnnlab.utils import read_checkpoint
 from rnnlab.utils.checkpoint_io import AtomicCheckpointIO
 from tests.conftest import TINY, compose_cfg

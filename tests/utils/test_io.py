@@ -22,7 +22,7 @@ import datasets
 import pytest
 
 from rnnlab.data.datamodule import SPLITS, TextClassificationDataModule
-from rnnlab.tasks.common import write_metrics
+from rnnlab.run.common import write_metrics
 from rnnlab.tools.report import collect
 from rnnlab.utils.io import atomic_dir, atomic_open, atomic_write_text
 from tests.conftest import ROOT

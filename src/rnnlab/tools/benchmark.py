@@ -47,7 +47,7 @@ from rnnlab.models import RNNClassifier
 from rnnlab.models import build_model as build_from_config
 from rnnlab.models.build import model_settings
 from rnnlab.models.components import Encoder
-from rnnlab.tasks.train import route_clipping
+from rnnlab.run.train import route_clipping
 from rnnlab.utils import atomic_write_text
 
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
@@ -386,11 +386,13 @@ def padding_shares(
     return rows
 
 
-def _run_child(code: str, env: dict[str, str] | None = None) -> tuple[float, dict[str, float]]:
-    """Run Python code in a fresh interpreter; return its launch time and its last JSON line."""
+def _run_child(
+    measure: str, env: dict[str, str] | None = None, **kwargs: Any
+) -> tuple[float, dict]:
+    """One of `benchmark_child`'s measures in a fresh interpreter: its launch time and its result."""
     launched = time.time()
     done = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-m", "rnnlab.tools.benchmark_child", measure, json.dumps(kwargs)],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -403,48 +405,11 @@ def _run_child(code: str, env: dict[str, str] | None = None) -> tuple[float, dic
 def cold_preprocessing_seconds(path: str, **data_kwargs: Any) -> float:
     """prepare_data() in a fresh process with empty project and `datasets` caches (imports excluded)."""
     with tempfile.TemporaryDirectory() as tmp:
-        code = (
-            "import json, time\n"
-            "from rnnlab.data import TextClassificationDataModule\n"
-            f"dm = TextClassificationDataModule({path!r}, cache_dir={tmp + '/cache'!r}, **{data_kwargs!r})\n"
-            "start = time.perf_counter(); dm.prepare_data()\n"
-            "print(json.dumps({'seconds': time.perf_counter() - start}))\n"
+        env = {"HF_DATASETS_CACHE": f"{tmp}/hf"}
+        _, result = _run_child(
+            "cold_preprocessing", env, path=path, cache_dir=f"{tmp}/cache", data_kwargs=data_kwargs
         )
-        return _run_child(code, {"HF_DATASETS_CACHE": f"{tmp}/hf"})[1]["seconds"]
-
-
-def first_step_child(data_kwargs: dict[str, Any], overrides: list[str]) -> None:
-    """Body of the restart process: what `train.py` does up to its first training step."""
-    stamps = {"imported": time.time()}
-    datamodule = TextClassificationDataModule(**data_kwargs)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    stamps["data"] = time.time()
-    cfg = project_config(overrides)
-    model = build_model(cfg, datamodule.vocab_size, datamodule.pad_id)
-
-    class Stamp(Callback):
-        def on_train_batch_end(self, *args: Any) -> None:
-            stamps["first_step"] = time.time()
-
-    trainer = L.Trainer(
-        accelerator=cfg.trainer.accelerator,
-        devices=1,
-        max_steps=1,
-        **route_clipping(cfg.trainer, model),
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[Stamp()],
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        use_distributed_sampler=False,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer.fit(model, datamodule=datamodule)
-    print(json.dumps(stamps))
+        return result["seconds"]
 
 
 def cached_restart(
@@ -452,13 +417,11 @@ def cached_restart(
 ) -> dict[str, float]:
     """Medians, from launching a fresh interpreter: imports, data from the warm cache, then model
     + Trainer start-up + one training step. The cache must exist (call prepare_data first)."""
-    code = (
-        "from rnnlab.tools.benchmark import first_step_child\n"
-        f"first_step_child({data_kwargs!r}, {list(overrides)!r})\n"
-    )
     parts: dict[str, list[float]] = {"imports": [], "data": [], "first step": [], "total": []}
     for _ in range(runs):
-        launched, stamps = _run_child(code)
+        launched, stamps = _run_child(
+            "first_step", data_kwargs=data_kwargs, overrides=list(overrides)
+        )
         parts["imports"].append(stamps["imported"] - launched)
         parts["data"].append(stamps["data"] - stamps["imported"])
         parts["first step"].append(stamps["first_step"] - stamps["data"])

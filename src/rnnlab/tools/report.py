@@ -32,8 +32,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rnnlab.callbacks.gradient_flow import CSV_NAME, plot_curves, read_curve
+from rnnlab.utils.entry_point import entry_point
 from rnnlab.utils.errors import ConfigError
-from rnnlab.utils.task import task_wrapper
 
 # (key, Markdown header); the CSV uses the keys
 COLUMNS = [
@@ -444,7 +444,7 @@ def report_adding(rows: list[dict[str, Any]], out: Path, seq_len: int | None) ->
     return written
 
 
-@task_wrapper
+@entry_point
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(
         prog="python -m rnnlab.tools.report",

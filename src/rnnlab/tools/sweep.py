@@ -29,10 +29,10 @@ from rich.table import Table
 from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args
 from wandb.sdk.lib.runid import generate_id
 
+from rnnlab.utils.entry_point import entry_point
 from rnnlab.utils.errors import ConfigError
 from rnnlab.utils.extras import importable, install_hint
 from rnnlab.utils.overrides import quote_override_value
-from rnnlab.utils.task import task_wrapper
 
 if importable("sweeps"):  # an optional extra: main() names it when it is missing
     with warnings.catch_warnings():
@@ -233,7 +233,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_args(argv), extra
 
 
-@task_wrapper
+@entry_point
 def main(argv: list[str] | None = None) -> list[SweepRun]:
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
     if not importable("sweeps"):

@@ -6,8 +6,8 @@ import signal
 import pytest
 import torch
 
-from tests.tasks.pause import record_steps
-from tests.tasks.test_resume import (
+from tests.run.pause import record_steps
+from tests.run.test_resume import (
     SAVE_EVERY,
     STEPS_PER_EPOCH,
     check_resumed,

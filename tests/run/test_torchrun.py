@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.tasks.two_ranks import (
+from tests.run.two_ranks import (
     env,
     overrides,
     read_metrics,

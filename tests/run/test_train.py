@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnlab.tasks.train import train
+from rnnlab.run.train import train
 from tests.conftest import ROOT, TINY, compose_cfg
 from tests.models.conftest import ENCODERS
-from tests.tasks.pause import read_steps, record_steps
+from tests.run.pause import read_steps, record_steps
 
 # a fixed number of epochs, so that resuming has a known place to continue from
 NO_EARLY_STOP = "callbacks.early_stopping=null"
@@ -117,7 +117,7 @@ def test_predict_needs_only_the_checkpoint(trained_run, tmp_path) -> None:
 def test_resume_from_last_checkpoint_continues_training(hub_dir, cache_dir, tmp_path) -> None:
     """Catches ckpt_path dropped from trainer.fit: a same-seed run of 3 epochs from scratch ends at
     the same epoch and step, so the steps the resumed run itself trained are counted
-    (tests.tasks.pause.RecordSteps): it must start at the checkpoint's step and train one epoch."""
+    (tests.run.pause.RecordSteps): it must start at the checkpoint's step and train one epoch."""
     base = [*TINY, "model=gru", NO_EARLY_STOP]
     train(compose_cfg("train", [*base, "trainer.max_epochs=2"], tmp_path / "a", cache_dir, hub_dir))
     last = tmp_path / "a" / "checkpoints" / "last.ckpt"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from rnnlab.tasks.train import train
+from rnnlab.run.train import train
 from rnnlab.utils.instantiate import WANDB_ID_FILE
 from tests.conftest import TINY, compose_cfg
 

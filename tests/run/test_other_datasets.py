@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnlab.tasks.train import train
+from rnnlab.run.train import train
 from tests.conftest import ROOT, TINY, compose_cfg
 
 TOPICS = ["data=hf", "data.text_column=sentence", "data.label_column=topic"]

@@ -71,7 +71,7 @@ def _peer_failure_line(err: BaseException, args: tuple[Any, ...]) -> str:
     )
 
 
-def task_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
+def entry_point(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn ConfigError into `error: ...` + exit 2, and another DDP rank's death into
     `error: ...` + exit 1 instead of a traceback from deep inside a collective (the full
     traceback with HYDRA_FULL_ERROR=1)."""

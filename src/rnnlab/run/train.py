@@ -21,14 +21,14 @@ from rnnlab.models import RecurrentModule, build_model
 from rnnlab.models.build import model_class, model_objective, model_settings
 from rnnlab.models.components.compiled import compile_stats
 from rnnlab.models.pretrained import read_language_model, start_from_language_model
-from rnnlab.tasks.common import test_metrics, write_metrics
+from rnnlab.run.common import test_metrics, write_metrics
 from rnnlab.utils import (
     ConfigError,
     check,
+    entry_point,
     instantiate_callbacks,
     instantiate_loggers,
     read_checkpoint,
-    task_wrapper,
 )
 from rnnlab.utils.arguments import check_arguments
 from rnnlab.utils.checkpoint_io import AtomicCheckpointIO
@@ -146,7 +146,7 @@ def build_data_and_model(cfg: DictConfig) -> tuple[Any, RecurrentModule]:
     return datamodule, model
 
 
-@task_wrapper
+@entry_point
 def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """`extra_callbacks` join the configured ones (a search's pruning callback). cfg.objective
     is filled in place; metrics hold `<objective metric>_best` once it was measured."""

@@ -23,11 +23,11 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnnlab.models.build import model_objective
-from rnnlab.tasks.train import fill_objective
+from rnnlab.run.train import fill_objective
 from rnnlab.utils.config_tree import print_config_tree
+from rnnlab.utils.entry_point import entry_point
 from rnnlab.utils.errors import ConfigError, check
 from rnnlab.utils.io import atomic_write_text
-from rnnlab.utils.task import task_wrapper
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def trial_config(cfg: DictConfig, params: dict[str, Any], run_dir: Path) -> Dict
     return trial_cfg
 
 
-@task_wrapper
+@entry_point
 def run_search(cfg: DictConfig, train: Callable[..., dict[str, Any]]) -> float | None:
     """Run `search.n_trials` trials of `train`; return the study's best objective value."""
     import optuna

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, TINY
-from tests.tasks.pause import read_steps, record_steps
+from tests.run.pause import read_steps, record_steps
 
 pytestmark = pytest.mark.slow
 
@@ -63,10 +63,10 @@ def without_wall_clock(metrics: dict) -> dict:
 def start_paused(
     hub_dir: Path, cache_dir: Path, run_dir: Path, step: int
 ) -> tuple[subprocess.Popen, Path]:
-    """A training process standing still after optimizer step `step` (tests.tasks.pause)."""
+    """A training process standing still after optimizer step `step` (tests.run.pause)."""
     marker, log = run_dir.parent / "paused", run_dir.parent / "paused.log"
     pause = [
-        "+callbacks.pause._target_=tests.tasks.pause.PauseAtStep",
+        "+callbacks.pause._target_=tests.run.pause.PauseAtStep",
         f"+callbacks.pause.step={step}",
         f"+callbacks.pause.marker={marker}",
     ]
@@ -94,7 +94,7 @@ def uninterrupted_run(
     hub_dir: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict:
     """The uninterrupted run, trained once a session (test_interrupt compares with it too):
-    `metrics` (its metrics.json) and `steps` (what tests.tasks.pause.RecordSteps wrote)."""
+    `metrics` (its metrics.json) and `steps` (what tests.run.pause.RecordSteps wrote)."""
     if (hub_dir, cache_dir) not in _UNINTERRUPTED:
         run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
         steps = run_dir.parent / "steps.json"

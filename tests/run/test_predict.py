@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from rnnlab.data.tokenizer import build_tokenizer
 from rnnlab.meta import DataMeta
-from rnnlab.tasks.predict import Predictor, _decoded_lines, predict
+from rnnlab.run.predict import Predictor, _decoded_lines, predict
 from tests.conftest import make_reviews
 from tests.models.conftest import make_model
 

@@ -1,8 +1,8 @@
 """One training run on two DDP ranks, and the reference every other way of starting those two
 ranks must reproduce: `python train.py trainer.devices=2 trainer.strategy=ddp` on this machine.
 
-torchrun across two "nodes" (tests/tasks/test_torchrun.py), two SLURM nodes and a submitit job
-(tests/cluster/test_slurm.py) and a run resumed after a rank died (tests/tasks/test_dead_rank.py)
+torchrun across two "nodes" (tests/run/test_torchrun.py), two SLURM nodes and a submitit job
+(tests/cluster/test_slurm.py) and a run resumed after a rank died (tests/run/test_dead_rank.py)
 compare their metrics.json with it, wall-clock keys aside."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def overrides(hub_dir: Path, cache_dir: Path, run_dir: Path | None, *extra: str)
 
 def env(**extra: str) -> dict[str, str]:
     """This checkout's src first (the editable install may point at another copy of the
-    project), and the repo root, whose tests.tasks.pause callbacks the ranks import."""
+    project), and the repo root, whose tests.run.pause callbacks the ranks import."""
     pythonpath = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     return {**os.environ, "PYTHONPATH": pythonpath, **extra}
 

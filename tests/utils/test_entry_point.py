@@ -1,4 +1,4 @@
-"""task_wrapper on another DDP rank's death (the end-to-end kill: tests/tasks/test_dead_rank.py)."""
+"""entry_point on another DDP rank's death (the end-to-end kill: tests/run/test_dead_rank.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 from torch.distributed import DistBackendError, DistNetworkError
 
-from rnnlab.utils.task import task_wrapper
+from rnnlab.utils.entry_point import entry_point
 
 GLOO_PEER_GONE = (
     "[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:553] Connection closed "
@@ -17,7 +17,7 @@ CFG = OmegaConf.create({"paths": {"output_dir": "/runs/r1"}})
 
 
 def _raising(err: BaseException):
-    @task_wrapper
+    @entry_point
     def task(cfg) -> None:
         raise err
 

@@ -57,7 +57,7 @@ def _clipping_records(tmp_path: Path) -> list[dict]:
 
 def _record_clipping(tmp_path: Path) -> list[str]:
     return [
-        "+callbacks.record_clipping._target_=tests.tasks.test_ddp.RecordClipping",
+        "+callbacks.record_clipping._target_=tests.run.test_ddp.RecordClipping",
         f"+callbacks.record_clipping.path={tmp_path / 'clipping'}",
     ]
 

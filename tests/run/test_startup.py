@@ -24,7 +24,7 @@ def _start(hub_dir: Path, cache: Path, out: Path) -> list[str]:
         f"data.path={hub_dir}",
         f"paths.cache_dir={cache}",
         f"hydra.run.dir={out}",
-        "+callbacks.probe._target_=tests.tasks.pause.ModulesAtFirstStep",
+        "+callbacks.probe._target_=tests.run.pause.ModulesAtFirstStep",
         f"+callbacks.probe.watch={json.dumps(LAZY)}",
         f"+callbacks.probe.out={probe}",
     ]

@@ -17,7 +17,7 @@ from rnnlab.data.dataset import pad_collate, truncate
 from rnnlab.data.tokenizer import PAD, load_tokenizer
 from rnnlab.models import RNNClassifier, RNNLanguageModel, model_from_checkpoint
 from rnnlab.models.build import model_class
-from rnnlab.utils import ConfigError, check, read_checkpoint, task_wrapper
+from rnnlab.utils import ConfigError, check, entry_point, read_checkpoint
 
 
 class Predictor:
@@ -96,7 +96,7 @@ def _texts(cfg: DictConfig, stdin: BinaryIO) -> Iterator[str]:
     yield from _decoded_lines(stdin, "stdin")
 
 
-@task_wrapper
+@entry_point
 def predict(cfg: DictConfig) -> None:
     if not cfg.get("ckpt_path"):
         raise ConfigError("ckpt_path=None: required; pass ckpt_path=<run>/checkpoints/best.ckpt")

@@ -1,4 +1,4 @@
-"""Test-only callbacks, added to a run with `+callbacks.<name>._target_=tests.tasks.pause.<Class>`.
+"""Test-only callbacks, added to a run with `+callbacks.<name>._target_=tests.run.pause.<Class>`.
 
 PauseAtStep stands still at one training step, so a test can send SIGKILL or SIGTERM at a known
 place instead of racing a running process. RecordSteps writes down what the process itself
@@ -99,7 +99,7 @@ def weights_digest(module: LightningModule) -> str:
 def record_steps(path: Path) -> list[str]:
     """The overrides that add RecordSteps writing to `path`."""
     return [
-        "+callbacks.record_steps._target_=tests.tasks.pause.RecordSteps",
+        "+callbacks.record_steps._target_=tests.run.pause.RecordSteps",
         f"+callbacks.record_steps.path={path}",
     ]
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab.tasks.evaluate import evaluate
-from rnnlab.tasks.predict import predict
-from rnnlab.tasks.train import train
+from rnnlab.run.evaluate import evaluate
+from rnnlab.run.predict import predict
+from rnnlab.run.train import train
 from tests.conftest import CONF, ROOT, TINY, compose_cfg
 from tests.lm_helpers import LM_TINY, write_lm_layout
 

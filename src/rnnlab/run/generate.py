@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from rnnlab.data.tokenizer import EOS, load_tokenizer
 from rnnlab.models import RNNLanguageModel, model_from_checkpoint
 from rnnlab.models.pretrained import read_language_model
-from rnnlab.utils import ConfigError, check, task_wrapper
+from rnnlab.utils import ConfigError, check, entry_point
 
 
 def continuations(
@@ -36,7 +36,7 @@ def continuations(
     return texts
 
 
-@task_wrapper
+@entry_point
 def generate(cfg: DictConfig) -> None:
     if not cfg.get("ckpt_path"):
         raise ConfigError("ckpt_path=None: required; pass ckpt_path=<lm run>/checkpoints/best.ckpt")

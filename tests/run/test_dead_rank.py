@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from tests.conftest import ROOT
-from tests.tasks.pause import read_steps, record_steps
-from tests.tasks.two_ranks import (
+from tests.run.pause import read_steps, record_steps
+from tests.run.two_ranks import (
     SAVE_EVERY,
     STEPS_PER_EPOCH,
     TWO_PROCESSES,
@@ -52,7 +52,7 @@ def test_a_killed_rank_stops_the_other_in_one_line_and_the_run_resumes_from_last
     reference = reference_metrics(hub_dir, cache_dir, tmp_path_factory, *NO_DROPOUT)
     run_dir, marker, log = tmp_path / "run", tmp_path / "paused", tmp_path / "ranks.log"
     pause = [
-        "+callbacks.pause._target_=tests.tasks.pause.PauseAtStep",
+        "+callbacks.pause._target_=tests.run.pause.PauseAtStep",
         f"+callbacks.pause.step={KILL_AT}",
         f"+callbacks.pause.marker={marker}",
         "+callbacks.pause.rank=1",  # rank 0 runs on into the next all-reduce and waits there

@@ -12,8 +12,8 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.models import model_from_checkpoint
-from rnnlab.tasks.common import test_metrics, write_metrics
-from rnnlab.utils import ConfigError, read_checkpoint, task_wrapper
+from rnnlab.run.common import test_metrics, write_metrics
+from rnnlab.utils import ConfigError, entry_point, read_checkpoint
 
 
 def data_overrides(cfg: DictConfig, stored: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def data_overrides(cfg: DictConfig, stored: dict[str, Any]) -> dict[str, Any]:
     return asked
 
 
-@task_wrapper
+@entry_point
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.get("ckpt_path"):
         raise ConfigError("ckpt_path=None: required; pass ckpt_path=<run>/checkpoints/best.ckpt")

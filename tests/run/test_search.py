@@ -1,4 +1,4 @@
-"""The Optuna search (rnnlab.tasks.search): a study kept in sqlite, pruning, the objective's direction."""
+"""The Optuna search (rnnlab.run.search): a study kept in sqlite, pruning, the objective's direction."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import optuna
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab.tasks.search import open_study, run_search
-from rnnlab.tasks.train import fill_objective, train
+from rnnlab.run.search import open_study, run_search
+from rnnlab.run.train import fill_objective, train
 from rnnlab.utils.errors import ConfigError
 from tests.conftest import TINY, compose_cfg
 

@@ -1,4 +1,4 @@
-"""Pieces the train and eval tasks share."""
+"""Pieces the train and eval runs share."""
 
 from __future__ import annotations
 
