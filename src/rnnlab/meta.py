@@ -12,7 +12,10 @@ class DataMeta:
     """`data_config` is the data module's own config (with `_target_`), so `eval.py` can rebuild
     the very data module a checkpoint was trained on. `label_names` names the classes a model
     predicts (a copy task's symbols); it is empty for a language model and a regression.
-    `input_size`: features per step of vector inputs (the adding task); 0 for token ids."""
+    `input_size`: features per step of vector inputs (the adding task); 0 for token ids.
+    A memory task also states `span`, the steps its answers must reach back over, and `chance`,
+    the test objective of an answer blind to the input (the floor a lab report draws); text
+    data leaves them unset."""
 
     vocab_size: int
     pad_id: int
@@ -20,6 +23,8 @@ class DataMeta:
     label_names: tuple[str, ...] = ()
     data_config: dict[str, Any] = field(default_factory=dict)
     input_size: int = 0
+    span: int | None = None
+    chance: float | None = None
 
     @property
     def num_classes(self) -> int:

@@ -120,6 +120,11 @@ def test_the_data_facts_size_the_model() -> None:
     assert copy.input_size == 0 and copy.num_classes == 8
     assert copy.vocab_size == FIRST_SYMBOL + 8
     assert copy.data_config["_target_"] == "rnnlab.data.synthetic.CopyDataModule"
+    # the steps to bridge and what a blind answer scores
+    assert (adding.span, adding.chance) == (8, pytest.approx(1 / 6))
+    assert (copy.span, copy.chance) == (2, 1 / 8)
+    selective = SelectiveCopyDataModule(seq_len=20, copy_len=6, alphabet=4, **SMALL).meta
+    assert (selective.span, selective.chance) == (20, 1 / 4)
 
 
 def test_batches_come_whole_from_the_loaders() -> None:
@@ -179,6 +184,12 @@ def test_presets_train_test_and_evaluate_from_the_checkpoint(preset, tmp_path, c
     assert cfg.objective.metric == metric and cfg.objective.mode == mode
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert f"{metric}_best" in saved and (tmp_path / "checkpoints" / "best.ckpt").is_file()
+    # what the lab report draws: the length, chance and the preset's solved threshold
+    meta = instantiate(cfg.data).meta
+    assert (saved["span"], saved["chance"]) == (meta.span, meta.chance)
+    solved_at = build_model(model_settings(cfg.model)[0], meta).task.solved_at
+    assert solved_at is not None and saved["solved_at"] == solved_at
+    assert saved["test/solved"] in (0.0, 1.0)
     assert {"test/loss", metric.replace("val/", "test/")} <= metrics.keys()
     assert np.isfinite(metrics["test/loss"])
     # eval.py rebuilds the generator from the checkpoint and scores its test split again

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from rnnlab.meta import DataMeta
@@ -129,6 +130,17 @@ def test_regression_reports_solved_below_its_threshold() -> None:
     without = Regression(ADDING)  # no threshold: no solved metric
     without.update(without.val_metrics, torch.tensor([1.0]), torch.tensor([1.0]))
     assert without.compute(without.val_metrics).keys() == {"val/mse"}
+
+
+def test_recall_reports_solved_above_its_threshold() -> None:
+    task = Recall(COPY, solved_above=0.75)
+    labels = torch.tensor([[IGNORE, 1, 2, 3, 0]])
+    logits = F.one_hot(torch.tensor([[0, 1, 2, 3, 1]]), 8).float()  # 3 of 4 recalled
+    task.update(task.test_metrics, logits, labels)
+    assert task.compute(task.test_metrics) == {"test/recall_acc": 0.75, "test/solved": 0.0}
+    task = Recall(COPY, solved_above=0.7)
+    task.update(task.test_metrics, logits, labels)
+    assert task.compute(task.test_metrics)["test/solved"] == 1.0
 
 
 @pytest.mark.parametrize(

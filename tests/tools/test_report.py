@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rnnlab.tools.report import collect, main, read_wandb_run, write_recipe_table
+from rnnlab.tools.report import collect, main, write_recipe_table
+from rnnlab.tools.runs import read_wandb_run
 from tests.conftest import PNG_MAGIC
 
 
@@ -127,70 +128,3 @@ def test_report_on_a_folder_without_runs_is_a_one_line_error(tmp_path, capsys) -
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no finished runs under") and "\n" not in err
-
-
-ADDING_CELLS = {  # a cell's label in the report, and the model settings that make it
-    "rnn": {
-        "encoder": {"_target_": "rnnlab.models.components.RNNEncoder"},
-        "init": {"_target_": "rnnlab.models.components.init.DefaultInit"},
-    },
-    "rnn relu, identity init": {
-        "encoder": {"_target_": "rnnlab.models.components.RNNEncoder", "nonlinearity": "relu"},
-        "init": {"_target_": "rnnlab.models.components.init.IdentityInit"},
-    },
-    "lstm": {
-        "encoder": {"_target_": "rnnlab.models.components.LSTMEncoder"},
-        "init": {"_target_": "rnnlab.models.components.init.DefaultInit"},
-    },
-}
-
-
-def make_adding_run(run_dir: Path, cell: str, seq_len: int, mse: float) -> None:
-    """An adding-task run as train.py leaves it, with the gradient-flow callback's CSV."""
-    (run_dir / ".hydra").mkdir(parents=True)
-    model = {
-        **ADDING_CELLS[cell],
-        "readout": {"_target_": "rnnlab.models.components.LastReadout"},
-        "task": {"_target_": "rnnlab.models.components.Regression", "solved_below": 0.01},
-    }
-    data = {"_target_": "rnnlab.data.AddingDataModule", "seq_len": seq_len}
-    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"model": model, "data": data}))
-    metrics = {"test/mse": mse, "test/solved": float(mse < 0.01), "train_time_s": 60.0}
-    (run_dir / "metrics.json").write_text(json.dumps(metrics))
-    flow = run_dir / "gradient_flow"
-    flow.mkdir()
-    rows = ["global_step,distance_from_end,grad_norm"] + [
-        f"{step},{d},{0.5**d if cell == 'rnn' else 0.1}"
-        for step in (0, 100)
-        for d in range(seq_len)
-    ]
-    (flow / "gradient_flow.csv").write_text("\n".join(rows) + "\n")
-
-
-def test_adding_runs_give_mse_by_length_a_solved_table_and_the_gradient_flow(
-    sweep_dir, tmp_path
-) -> None:
-    for i, (cell, seq_len, mse) in enumerate(
-        [("lstm", 50, 0.002), ("rnn", 50, 0.16), ("lstm", 100, 0.15), ("rnn", 100, 0.17)]
-        + [("rnn relu, identity init", 50, 0.005)]
-    ):
-        make_adding_run(sweep_dir / f"adding-{i}", cell, seq_len, mse)
-    out = tmp_path / "report"
-    main([str(sweep_dir), "--out", str(out)])
-    assert len(collect([sweep_dir])) == 4  # the text runs alone make the text table
-    with (out / "adding_runs.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    assert [(r["cell"], r["seq_len"], r["solved"]) for r in rows] == [
-        ("lstm", "50", "1.0"),
-        ("lstm", "100", "0.0"),
-        ("rnn", "50", "0.0"),
-        ("rnn", "100", "0.0"),
-        ("rnn relu, identity init", "50", "1.0"),
-    ]
-    table = (out / "adding_solved.md").read_text()
-    assert "| cell | T=50 | T=100 |" in table
-    assert "| lstm | 0.002 ✓ | 0.15 |" in table
-    assert "| rnn relu, identity init | 0.005 ✓ |  |" in table
-    # every cell ran T=50 only: that is where the gradient-flow figure compares them
-    for png in ("adding_mse_vs_T.png", "adding_gradient_flow_T50.png", "acc_vs_max_len.png"):
-        assert (out / png).read_bytes()[:8] == PNG_MAGIC

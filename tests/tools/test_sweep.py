@@ -11,7 +11,7 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from rnnlab.tools import sweep as runner
-from rnnlab.tools.report import cell_name
+from rnnlab.tools.runs import cell_name
 from rnnlab.tools.sweep import agent_command, load_runs, load_sweep, main, next_run, run_sweep
 from tests.conftest import CONF, ROOT, TINY
 

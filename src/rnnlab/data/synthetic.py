@@ -171,7 +171,8 @@ class AddingDataModule(SyntheticDataModule):
 
     @property
     def meta(self) -> DataMeta:
-        return self.data_meta(input_size=2)
+        # always answering 1.0, the target's mean, scores E[(X + Y - 1)^2] = 2 Var(U[0, 1]) = 1/6
+        return self.data_meta(input_size=2, span=self.hparams.seq_len, chance=1 / 6)
 
 
 class SymbolRecallDataModule(SyntheticDataModule, ABC):
@@ -226,9 +227,19 @@ class SymbolRecallDataModule(SyntheticDataModule, ABC):
         }
 
     @property
+    @abstractmethod
+    def span(self) -> int:
+        """The steps a recalled symbol must be kept over (the lab's T)."""
+
+    @property
     def meta(self) -> DataMeta:
         names = tuple(f"s{i}" for i in range(self.hparams.alphabet))
-        return self.data_meta(vocab_size=FIRST_SYMBOL + self.hparams.alphabet, label_names=names)
+        return self.data_meta(
+            vocab_size=FIRST_SYMBOL + self.hparams.alphabet,
+            label_names=names,
+            span=self.span,
+            chance=1 / self.hparams.alphabet,  # a guess among the symbols
+        )
 
 
 class CopyDataModule(SymbolRecallDataModule):
@@ -250,6 +261,10 @@ class CopyDataModule(SymbolRecallDataModule):
         ids[:, :k] = symbols + FIRST_SYMBOL
         ids[:, k + delay] = DELIMITER
         return self._batch(ids, symbols)
+
+    @property
+    def span(self) -> int:
+        return self.hparams.delay  # Arjovsky et al.'s T
 
 
 class SelectiveCopyDataModule(SymbolRecallDataModule):
@@ -281,3 +296,7 @@ class SelectiveCopyDataModule(SymbolRecallDataModule):
         ids[np.arange(n)[:, None], positions] = symbols + FIRST_SYMBOL
         ids[:, length:] = DELIMITER
         return self._batch(ids, symbols)
+
+    @property
+    def span(self) -> int:
+        return self.hparams.seq_len

@@ -50,14 +50,18 @@ from rnnlab.models.components import Encoder
 from rnnlab.run.train import route_clipping
 from rnnlab.utils import atomic_write_text
 
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
-# the cells it can measure: the conf/model/ presets that name an encoder class (not variants
-# of one, such as irnn)
-CELLS = sorted(
-    p.stem
-    for p in (CONF_DIR / "model").glob("*.yaml")
-    if "_target_" in (yaml.safe_load(p.read_text()).get("encoder") or {})
-)
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"  # the checkout's, beside src/
+
+
+def measurable_cells() -> list[str]:
+    """The conf/model/ presets that name an encoder class (not variants of one, such as irnn)."""
+    return sorted(
+        p.stem
+        for p in (CONF_DIR / "model").glob("*.yaml")
+        if "_target_" in (yaml.safe_load(p.read_text()).get("encoder") or {})
+    )
+
+
 Batch = dict[str, Tensor]
 
 
@@ -527,7 +531,7 @@ def print_report(report: Report, console: Console | None = None) -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--cells", nargs="+", default=["rnn", "lstm", "gru"], choices=CELLS)
+    p.add_argument("--cells", nargs="+", default=["rnn", "lstm", "gru"], choices=measurable_cells())
     p.add_argument("--hidden", nargs="+", type=int, default=[128, 256])
     p.add_argument("--batches", type=int, default=20, help="training batches per loop and repeat")
     p.add_argument("--repeats", type=int, default=5, help="measured repeats (medians)")

@@ -36,14 +36,22 @@ IGNORE = -100
 
 class Task(nn.Module, ABC):
     """Built as `task(meta=...)`. `per_step`: one prediction per step (the read-out must keep
-    every step, `StepReadout`) rather than one per sequence."""
+    every step, `StepReadout`) rather than one per sequence. `solved_at`: the objective's value
+    past which (below it for "min", above for "max") a run counts as solved, logged as
+    `<stage>/solved` (1.0 or 0.0); None: no such metric."""
 
     objective: tuple[str, str]  # (metric, "min" | "max")
     per_step = False
 
-    def __init__(self, output_size: int, metrics: Callable[[], dict[str, Metric]]) -> None:
+    def __init__(
+        self,
+        output_size: int,
+        metrics: Callable[[], dict[str, Metric]],
+        solved_at: float | None = None,
+    ) -> None:
         super().__init__()
         self.output_size = output_size
+        self.solved_at = solved_at
         # separate collections: validation and test accumulate over different loops
         self.val_metrics = MetricCollection(metrics(), prefix="val/")
         self.test_metrics = MetricCollection(metrics(), prefix="test/")
@@ -74,7 +82,13 @@ class Task(nn.Module, ABC):
         """Feed one batch to `val_metrics` or `test_metrics`."""
 
     def compute(self, metrics: MetricCollection) -> dict[str, Tensor]:
-        return metrics.compute()
+        values = metrics.compute()
+        if self.solved_at is not None:
+            metric, mode = self.objective
+            value = values[metrics.prefix + metric.split("/", 1)[1]]
+            solved = value < self.solved_at if mode == "min" else value > self.solved_at
+            values[f"{metrics.prefix}solved"] = solved.float()
+        return values
 
 
 def _class_metrics(num_classes: int) -> dict[str, Metric]:
@@ -149,8 +163,8 @@ class Classification(Task):
 class Regression(Task):
     """One number per sequence (the adding task), squared error.
 
-    `solved_below`: a mean squared error under it counts as solved, logged as `<stage>/solved`
-    (1.0 or 0.0; Le et al. 2015 call the adding task solved below 0.01); null: no such metric.
+    `solved_below`: a mean squared error under it counts as solved (Le et al. 2015 call the
+    adding task solved below 0.01); null: no `<stage>/solved` metric.
     """
 
     objective = ("val/mse", "min")
@@ -162,8 +176,7 @@ class Regression(Task):
             solved_below,
             "null or a number > 0",
         )
-        super().__init__(1, lambda: {"mse": MeanSquaredError()})
-        self.solved_below = solved_below
+        super().__init__(1, lambda: {"mse": MeanSquaredError()}, solved_at=solved_below)
 
     def outputs(self, head_output: Tensor) -> Tensor:
         return head_output.squeeze(-1)
@@ -180,27 +193,31 @@ class Regression(Task):
     def update(self, metrics: MetricCollection, outputs: Tensor, labels: Tensor) -> None:
         metrics.update(outputs, labels.float())
 
-    def compute(self, metrics: MetricCollection) -> dict[str, Tensor]:
-        values = metrics.compute()
-        if self.solved_below is not None:
-            mse = values[f"{metrics.prefix}mse"]
-            values[f"{metrics.prefix}solved"] = (mse < self.solved_below).float()
-        return values
-
 
 class Recall(Task):
     """A class per step, scored only where a label is given (the copy task's recall steps; the
     others carry `IGNORE`): cross-entropy and accuracy over those steps alone, so the easy blanks
-    do not dilute them. Guessing among C symbols scores a loss of log C."""
+    do not dilute them. Guessing among C symbols scores a loss of log C.
+
+    `solved_above`: a recall accuracy over it counts as solved; null: no `<stage>/solved` metric.
+    """
 
     objective = ("val/recall_acc", "max")
     per_step = True
 
-    def __init__(self, meta: DataMeta) -> None:
+    def __init__(self, meta: DataMeta, solved_above: float | None = None) -> None:
         _check_classes(meta)
+        check(
+            solved_above is None
+            or (isinstance(solved_above, int | float) and 0 < solved_above < 1),
+            "model.task.solved_above",
+            solved_above,
+            "null or a number between 0 and 1",
+        )
         super().__init__(
             meta.num_classes,
             lambda: {"recall_acc": MulticlassAccuracy(meta.num_classes, average="micro")},
+            solved_at=solved_above,
         )
 
     def outputs(self, head_output: Tensor) -> Tensor:
