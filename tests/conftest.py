@@ -64,6 +64,14 @@ def write_acl_layout(root: Path, n_train: int = 240, n_test: int = 120, seed: in
     return root / "aclImdb"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start several processes of their own (DDP ranks, SLURM jobs, the suite in a
+    copy) queue on one xdist worker, so that no two of them share the cores at once."""
+    for item in items:
+        if any(item.get_closest_marker(mark) for mark in ("multiprocess", "slurm")):
+            item.add_marker(pytest.mark.xdist_group("processes"))
+
+
 @pytest.fixture(scope="session")
 def hub_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_hub_layout(tmp_path_factory.mktemp("hub_imdb"))

@@ -33,14 +33,6 @@ PLACES = {
 }
 # the options the kit adds, as the parametrised tests' ids name them
 OPTIONS = sorted({Path(place).stem for place in PLACES.values() if place.endswith(".yaml")})
-# the test modules that read the whole tree (every config, module or doc) rather than one option
-TREE_READERS = [
-    "tests/test_docs.py",
-    "tests/test_imports.py",
-    "tests/test_config_options.py",
-    "tests/test_bad_inputs.py",
-    "tests/data/test_configs.py",
-]
 SIZES = ["model.hidden_size=8", "model.embedding_dim=8"]
 STEPS = [
     "trainer.accelerator=cpu",
@@ -166,20 +158,17 @@ def test_an_init_that_needs_matrices_refuses_the_vector_cell_in_one_line(clone, 
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.multiprocess  # the suite in the copy runs on both cores
 def test_the_suite_covers_the_new_files_and_passes_with_them(clone) -> None:
-    """The parametrised tests read their options from conf/, so they pick the new files up: every
-    id that names a new option runs in the copy, with the modules that read the whole tree (ids
-    that name no option). They pass there. The whole selection in the copy would cost the suite
-    minutes more than these."""
+    """`pytest -m "not real_data and not slow and not gpu"`, whole, in the copy with the new
+    files: the parametrised tests read their options from conf/, so they pick the new files up
+    (every new option names some test ids), and everything passes."""
     marks = "not real_data and not slow and not gpu"
-    collected = _run(clone, "-m", "pytest", "--collect-only", "-q", "-m", marks)
+    collected = _run(clone, "-m", "pytest", "--collect-only", "-q", "-n", "0", "-m", marks)
     assert collected.returncode == 0, collected.stdout[-3000:]
     ids = collected.stdout.splitlines()
-    named = {option: re.compile(rf"[\[=-]{option}[\]-]") for option in OPTIONS}
-    for option, pattern in named.items():  # as a parameter id: [model=mgu], [gru-sum], ...
-        assert any(pattern.search(i) for i in ids), option
-    new = [i for i in ids if any(pattern.search(i) for pattern in named.values())]
-    args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", marks, *new, *TREE_READERS]
-    suite = _run(clone, *args, timeout=1200)
+    for option in OPTIONS:  # as a parameter id: [model=mgu], [gru-sum], ...
+        assert any(re.search(rf"[\[=-]{option}[\]-]", i) for i in ids), option
+    suite = _run(clone, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", marks, timeout=1200)
     assert suite.returncode == 0, suite.stdout[-5000:]
     assert re.search(r"\d+ passed", suite.stdout) and " failed" not in suite.stdout
