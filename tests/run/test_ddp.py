@@ -131,16 +131,18 @@ def test_two_process_ddp_on_cpu_learns_clips_and_writes_one_metrics_file(
 
 @pytest.mark.slow
 @pytest.mark.multiprocess
+@pytest.mark.parametrize("compile_chunk", ["null", "4"], ids=["eager", "compiled"])
 def test_the_hand_written_elman_cell_trains_on_two_cpu_ranks_under_truncated_bptt(
-    hub_dir, cache_dir, tmp_path
+    compile_chunk, hub_dir, cache_dir, tmp_path
 ) -> None:
-    """Catches a cell written outside torch's fused kernels breaking DDP: its parameters must be
-    all-reduced, each rank must run the same number of chunks, and the model's clipping must
-    reach them on both ranks."""
+    """Catches a cell written outside torch's fused kernels breaking DDP, eager or compiled in
+    chunks: its parameters must be all-reduced, each rank must run the same number of chunks,
+    and the model's clipping must reach them on both ranks."""
     clip = 0.05
     result, run_dir = _train_on_two_cpu_ranks(
         [
             "model=elman",
+            f"model.compile_chunk={compile_chunk}",
             "trainer.strategy=ddp",
             "trainer.max_epochs=1",
             "model.tbptt_steps=4",
@@ -153,7 +155,8 @@ def test_the_hand_written_elman_cell_trains_on_two_cpu_ranks_under_truncated_bpt
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert list(tmp_path.rglob("metrics.json")) == [run_dir / "metrics.json"]
-    assert "test/acc" in json.loads((run_dir / "metrics.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert "test/acc" in metrics and ("compile_graphs" in metrics) == (compile_chunk != "null")
     records = _clipping_records(tmp_path)
     assert len(records) == 2 and records[0]["steps"] == records[1]["steps"] > 0
     assert max(r["after"] for r in records) <= clip * (1 + 1e-4)

@@ -141,6 +141,23 @@ def test_experiment_trains_and_writes_metrics(
         assert "test/loss" in metrics
 
 
+def test_a_language_model_over_a_compiled_cell_trains_as_over_the_eager_one(
+    lm_data, cache_dir, tmp_path
+) -> None:
+    """Catches `model.compile_chunk` breaking the LM: the state carried between truncated-BPTT
+    windows and validation streams, the decoder over every step's output, the test pass."""
+    runs = {}
+    for name, extra in (("eager", []), ("compiled", ["model.compile_chunk=4"])):
+        out = tmp_path / name
+        out.mkdir()
+        runs[name] = _train_in_process(
+            LM_EXPERIMENT, out, lm_data, cache_dir, "model=elman", *extra
+        )
+    assert runs["compiled"]["compile_graphs"] >= 1 and "compile_graphs" not in runs["eager"]
+    for metric in ("val/ppl_best", "test/loss"):
+        assert runs["compiled"][metric] == pytest.approx(runs["eager"][metric], rel=1e-4)
+
+
 def test_eval_scores_a_language_model_checkpoint_as_training_did(
     lm_run, lm_data, cache_dir, tmp_path, capsys
 ) -> None:
