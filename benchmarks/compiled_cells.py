@@ -1,7 +1,7 @@
 """Forward + backward of one recurrent layer: torch's kernels, hand-written cells eager, and the
 same cells through `model.compile_chunk` (rnnlab.models.components.compiled).
 
-    OMP_NUM_THREADS=1 python benchmarks/compiled_cells.py [--chunk 32] [--repeats 7]
+    OMP_NUM_THREADS=1 python benchmarks/compiled_cells.py [--chunk 16] [--repeats 7]
 
 The cells: nn.RNN and nn.GRU, rnnlab's `elman`, and the minimal gated unit of the extension
 kit (tests/extension_kit/mgu.py), a file that says nothing about compiling. Every repeat times
@@ -47,7 +47,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--size", type=int, default=128, help="input and hidden size")
-    p.add_argument("--chunk", type=int, default=32)
+    p.add_argument("--chunk", type=int, default=16)
     p.add_argument("--repeats", type=int, default=7)
     args = p.parse_args()
     torch.manual_seed(0)

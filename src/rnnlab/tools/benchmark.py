@@ -545,7 +545,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--restarts", type=int, default=3, help="cached restarts to time (0: skip)")
     p.add_argument("--gemm-size", type=int, default=2048)
     p.add_argument(
-        "--compile-chunk", type=int, default=32, help="steps per compiled call (hand-written cells)"
+        "--compile-chunk", type=int, default=16, help="steps per compiled call (hand-written cells)"
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for the model")
