@@ -30,6 +30,7 @@ ADDING = {
     "data": {"_target_": "rnnlab.data.AddingDataModule"},
     "task": {"_target_": "rnnlab.models.components.Regression", "solved_below": 0.01},
     "metric": "mse",
+    "mode": "min",
     "chance": 1 / 6,
     "solved_at": 0.01,
 }
@@ -37,6 +38,7 @@ SELECTIVE_COPY = {
     "data": {"_target_": "rnnlab.data.SelectiveCopyDataModule"},
     "task": {"_target_": "rnnlab.models.components.task.Recall", "solved_above": 0.95},
     "metric": "recall_acc",
+    "mode": "max",
     "chance": 1 / 16,
     "solved_at": 0.95,
 }
@@ -48,7 +50,7 @@ def make_memory_run(run_dir: Path, task: dict, cell: str, span: int, value: floa
     model = {**CELLS[cell], "task": task["task"]}
     config = {"model": model, "data": task["data"]}
     (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-    solved = value < task["solved_at"] if task is ADDING else value > task["solved_at"]
+    solved = value < task["solved_at"] if task["mode"] == "min" else value > task["solved_at"]
     metrics = {
         f"test/{task['metric']}": value,
         "test/solved": float(solved),

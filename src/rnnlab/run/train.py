@@ -220,8 +220,9 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
         log.info("Compiled %(compile_graphs)d graphs in %(compile_s).1f s", compiled)
     metrics["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if model.meta.chance is not None:  # a memory task: what a lab report draws its lines from
-        metrics.update(span=model.meta.span, chance=model.meta.chance)
-        metrics["solved_at"] = model.task.solved_at
+        metrics.update(
+            span=model.meta.span, chance=model.meta.chance, solved_at=model.task.solved_at
+        )
     write_metrics(trainer, output_dir / "metrics.json", metrics)
     log.info("Run directory: %s", output_dir)
     return metrics

@@ -81,6 +81,11 @@ def _levels(rows: list[dict[str, Any]]) -> tuple[float, set[float], str, str]:
     return first["chance"], thresholds, first["metric"], first["mode"]
 
 
+def _side(mode: str) -> str:
+    """Where a solved run's objective lies from the threshold."""
+    return "below" if mode == "min" else "above"
+
+
 def _value(mode: str, value: float) -> str:
     """A loss to 2 significant digits (7e-06, 0.17), an accuracy to 3 decimals."""
     return f"{value:.2g}" if mode == "min" else f"{value:.3f}"
@@ -106,11 +111,10 @@ def write_lab_tables(task: str, rows: list[dict[str, Any]], out: Path) -> None:
         mark = "" if not hits else " ✓" if hits == len(marks) else f" ✓ {hits}/{len(marks)}"
         return _value(mode, statistics.mean(values[cell][t])) + mark
 
-    side = "below" if mode == "min" else "above"
     limits = " or ".join(f"{t:g}" for t in sorted(thresholds)) or "none set"
     lines = [
         f"Test {metric} of the {task} task by length T (chance {chance:.3g}: an answer blind to "
-        f"the input; ✓: solved, {side} {limits})",
+        f"the input; ✓: solved, {_side(mode)} {limits})",
         "",
         "| cell | " + " | ".join(f"T={t}" for t in lengths) + " |",
         "|---|" + "--:|" * len(lengths),
@@ -149,8 +153,7 @@ def plot_lab(task: str, rows: list[dict[str, Any]], path: Path) -> None:
     low, high = ("bottom", "top") if mode == "min" else ("top", "bottom")
     _level(ax, chance, f"chance {chance:.3g}", "grey", "--", low)
     for threshold in thresholds:
-        side = "below" if mode == "min" else "above"
-        _level(ax, threshold, f"solved {side} {threshold:g}", "green", ":", high)
+        _level(ax, threshold, f"solved {_side(mode)} {threshold:g}", "green", ":", high)
     if mode == "min":
         ax.set_yscale("log")
     ax.set_xticks(sorted({t for by_t in points.values() for t in by_t}))
