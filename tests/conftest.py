@@ -10,6 +10,7 @@ from pathlib import Path
 # subprocesses the tests start (train.py, DDP ranks) inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import datasets
 import pytest
 from datasets import ClassLabel, Dataset, Features, Value
 from hydra import compose, initialize_config_dir
@@ -18,6 +19,10 @@ from omegaconf import DictConfig, open_dict
 from torch.utils.data import DataLoader
 
 from rnnlab.data.dataset import pad_collate
+
+# `datasets` writes a progress bar to stderr whenever it first reads a folder, which depends on
+# which test of a worker reads it first; tests that count stderr's lines must not see it
+datasets.disable_progress_bars()
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"  # the first bytes of every PNG file
