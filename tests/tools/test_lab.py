@@ -3,13 +3,16 @@ threshold each run states, and the gradient flow of every cell at one length."""
 
 import csv
 import json
+import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from rnnlab.tools.lab import collect_lab, task_name
 from rnnlab.tools.report import collect, main
-from tests.conftest import PNG_MAGIC
+from rnnlab.tools.sweep import load_sweep
+from tests.conftest import CONF, PNG_MAGIC, ROOT
 from tests.tools.test_report import make_run
 
 CELLS = {  # a cell's label in the report, and the model settings that make it
@@ -118,3 +121,16 @@ def test_each_memory_task_gets_its_own_table_with_its_own_chance_and_threshold(t
     assert "| lstm | 0.990 ✓ | 0.500 |" in table and "| rnn | 0.300 |  |" in table
     assert "| lstm | 0.002 ✓ |" in (out / "adding_solved.md").read_text()
     assert (out / "selective_copy_recall_acc_vs_T.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def _lab_lanes() -> list[str]:
+    """The cells benchmarks/lab.sh hands its lanes (`lane <cell...> &`)."""
+    script = (ROOT / "benchmarks" / "lab.sh").read_text()
+    return [cell for lane in re.findall(r"^lane (.+) & ", script, re.M) for cell in lane.split()]
+
+
+@pytest.mark.parametrize("name", ["lab_adding", "lab_selective_copy"])
+def test_the_lab_script_runs_each_cell_of_its_sweeps_in_one_lane(name) -> None:
+    cells = load_sweep(ROOT / "sweeps" / f"{name}.yaml")["parameters"]["model"]["values"]
+    assert sorted(_lab_lanes()) == sorted(cells)
+    assert all((CONF / "model" / f"{cell}.yaml").is_file() for cell in cells)

@@ -166,6 +166,26 @@ def test_rerunning_a_grid_into_the_same_folder_runs_only_what_is_left(fake_proje
     assert all(r.state == "finished" for r in runs)
 
 
+def test_only_runs_the_kept_values_of_an_axis_and_two_parts_make_the_grid(fake_project) -> None:
+    sweep_file = _sweep_file(
+        fake_project, {"a": {"values": [1, 2, 3]}, "b": {"values": ["x", "y"]}}
+    )
+    first = run_sweep(sweep_file, fake_project / "p1", None, [], logger="csv", only=["a=1,3"])
+    second = run_sweep(sweep_file, fake_project / "p2", None, [], logger="csv", only=["a=2"])
+    points = {(r.config["a"]["value"], r.config["b"]["value"]) for r in first + second}
+    assert len(first) == 4 and len(second) == 2
+    assert points == {(a, b) for a in (1, 2, 3) for b in "xy"}
+
+
+@pytest.mark.parametrize("only", ["a=4", "c=1", "a="])
+def test_only_outside_the_grid_is_a_one_line_error(only, fake_project, capsys) -> None:
+    sweep_file = _sweep_file(fake_project, {"a": {"values": [1, 2]}, "c": {"value": 1}})
+    with pytest.raises(SystemExit):
+        main([str(sweep_file), "--only", only, "--out", str(fake_project / "out")])
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --only {only}: ") and "\n" not in err
+
+
 def test_a_failing_run_is_recorded_as_failed(fake_project) -> None:
     (fake_project / "train.py").write_text("raise SystemExit(3)")
     [run] = run_sweep(_sweep_file(fake_project, {"a": {"value": 1}}), fake_project / "o", 1, [])

@@ -114,7 +114,7 @@ def write_lab_tables(task: str, rows: list[dict[str, Any]], out: Path) -> None:
     limits = " or ".join(f"{t:g}" for t in sorted(thresholds)) or "none set"
     lines = [
         f"Test {metric} of the {task} task by length T (chance {chance:.3g}: an answer blind to "
-        f"the input; ✓: solved, {_side(mode)} {limits})",
+        f"the input; ✓: solved, {_side(mode)} {limits}; blank: not run)",
         "",
         "| cell | " + " | ".join(f"T={t}" for t in lengths) + " |",
         "|---|" + "--:|" * len(lengths),

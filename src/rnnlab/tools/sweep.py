@@ -1,12 +1,14 @@
 """Run a wandb sweep file without a wandb server.
 
 python -m rnnlab.tools.sweep sweeps/memory.yaml --count 4 --out logs/sweeps/memory -- trainer.max_epochs=1
+python -m rnnlab.tools.sweep sweeps/memory.yaml --only model=lstm,gru --out logs/sweeps/memory/gated
 
 Configurations come from wandb's own sweep engine (`sweeps.next_run`), the command line from the
 same wandb helpers a `wandb agent` uses, and each finished run's metrics.json goes back to the
 engine, so grid, random and bayes behave as they would on a server. Every run gets its own
 directory under --out (Hydra's run dir) holding sweep_run.json; rerunning with the same --out
-continues the sweep.
+continues the sweep. `--only KEY=V1,V2` keeps part of a grid axis, so that two processes can
+each run half of a grid into folders of their own.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import platform
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,22 @@ def load_sweep(path: Path) -> dict[str, Any]:
                 f"{path}: parameter {name} has the value null, which a wandb agent passes as "
                 "the string 'None'; write 'null' (quoted) so that Hydra receives null"
             )
+    return sweep
+
+
+def narrow(sweep: dict[str, Any], only: list[str]) -> dict[str, Any]:
+    """The sweep with each `KEY=V1,V2` of `only` keeping those of the axis KEY's values."""
+    sweep = deepcopy(sweep)
+    for item in only:
+        key, _, listed = item.partition("=")
+        spec = sweep["parameters"].get(key, {})
+        if "values" not in spec:
+            axes = [k for k, v in sweep["parameters"].items() if "values" in v]
+            raise ConfigError(f"--only {item}: {key!r} is not an axis of the sweep; axes: {axes}")
+        kept = [yaml.safe_load(v) for v in listed.split(",") if v]
+        if not kept or any(v not in spec["values"] for v in kept):
+            raise ConfigError(f"--only {item}: keep some of {key}'s values {spec['values']}")
+        spec["values"] = [v for v in spec["values"] if v in kept]
     return sweep
 
 
@@ -149,9 +167,10 @@ def run_sweep(
     count: int | None,
     extra: list[str],
     logger: str = "both",
+    only: Sequence[str] = (),
 ) -> list[SweepRun]:
     """Draw, run and record up to `count` configurations; returns every run of the sweep."""
-    sweep = load_sweep(sweep_file)
+    sweep = narrow(load_sweep(sweep_file), list(only))
     if count is None and sweep["method"] != "grid":
         raise ConfigError(f"--count is required for a {sweep['method']} sweep (it never ends)")
     if not Path(sweep["program"]).is_file():
@@ -225,6 +244,13 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--count", type=int, help="runs to start (default: the whole grid)")
     parser.add_argument("--out", type=Path, help="sweep folder (default: logs/sweeps/<name>)")
     parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="run only these values of a grid axis (repeatable)",
+    )
+    parser.add_argument(
         "--logger",
         choices=list(LOGGERS),
         default="both",
@@ -239,7 +265,7 @@ def main(argv: list[str] | None = None) -> list[SweepRun]:
     if not importable("sweeps"):
         raise ConfigError(install_hint("python -m rnnlab.tools.sweep", "sweeps", "sweeps"))
     out = args.out or Path("logs") / "sweeps" / args.sweep_file.stem
-    return run_sweep(args.sweep_file, out, args.count, extra, args.logger)
+    return run_sweep(args.sweep_file, out, args.count, extra, args.logger, args.only)
 
 
 if __name__ == "__main__":
