@@ -176,6 +176,46 @@ def test_atomic_dir_failing_mid_block_keeps_the_previous_folder(tmp_path) -> Non
     assert leftovers(tmp_path) == []
 
 
+def _publish(target: str, text: str) -> None:
+    with atomic_dir(target) as tmp:
+        for split in ("train", "validation", "test"):
+            (tmp / split).mkdir()
+            for shard in range(50):
+                (tmp / split / str(shard)).write_text(text)
+
+
+def _publish_many(target: str, name: str, start: object) -> None:
+    """A process replacing `target` again and again, as runs that share a data cache do when
+    each finds it missing or stale."""
+    start.wait()
+    for i in range(20):
+        _publish(target, f"{name} {i}")
+
+
+def test_atomic_dir_published_by_several_processes_at_once_never_fails(tmp_path) -> None:
+    """Catches atomic_dir deleting the folder in place before its rename: two runs started
+    together, each rebuilding a stale data cache, then delete it at once and one of them dies."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    target = str(tmp_path / "cache")
+    _publish(target, "stale")
+    workers = [
+        context.Process(target=_publish_many, args=(target, f"p{k}", start)) for k in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(60)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    assert sorted(p.name for p in Path(target).iterdir()) == ["test", "train", "validation"]
+    texts = {p.read_text() for p in Path(target).rglob("*") if p.is_file()}
+    assert len(texts) == 1 and texts != {"stale"}
+    assert leftovers(tmp_path) == []
+
+
 # --- the data cache (and the tokenizer in it) ---------------------------------------------------
 
 

@@ -7,6 +7,7 @@ kill leaves at most such a temporary behind, which nothing reads (no reader glob
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -47,11 +48,31 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a scratch directory that becomes `path` only if the block finishes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    tmp = _scratch_dir(path)
     try:
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        _replace_dir(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _scratch_dir(path: Path) -> Path:
+    return Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+
+
+def _replace_dir(tmp: Path, path: Path, tries: int = 10) -> None:
+    """Rename `tmp` to `path`, moving an existing `path` aside first (both renames are atomic).
+    Another process may publish the same folder meanwhile (runs that share a data cache, each
+    finding it missing): then `path` is taken again, and the last rename wins."""
+    for attempt in range(tries):
+        old = _scratch_dir(path)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, old)  # a folder may replace an empty one
+        try:
+            os.replace(tmp, path)
+            return
+        except OSError as err:  # another process's folder arrived at `path` in between
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST) or attempt == tries - 1:
+                raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
