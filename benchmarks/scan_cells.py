@@ -1,5 +1,6 @@
 """Forward + backward of one layer of each scan cell (minGRU, minLSTM, LRU) in its parallel and
-its sequential mode, beside IndRNN and nn.GRU, at several lengths; medians, one process.
+its sequential mode, beside IndRNN and nn.GRU, at several lengths, then the log-space scan's two
+scans over time (logcumsumexp, cumsum) alone; medians, one process.
 
     OMP_NUM_THREADS=1 python benchmarks/scan_cells.py [--lengths 256 1024 4096] [--repeats 5]
 """
@@ -33,6 +34,17 @@ def milliseconds(encoder: nn.Module, x: torch.Tensor, repeats: int) -> float:
     return 1000 * statistics.median(times[1:])
 
 
+def op_milliseconds(op, x: torch.Tensor, repeats: int) -> float:
+    """Median fwd+bwd time of one tensor op along time, after one warm-up."""
+    times = []
+    for _ in range(repeats + 1):
+        leaf = x.detach().requires_grad_()
+        start = time.perf_counter()
+        op(leaf).sum().backward()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times[1:])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=16)
@@ -59,6 +71,14 @@ def main() -> None:
             )
         indrnn = milliseconds(IndRNNEncoder(size, size), x, args.repeats)
         print(f"| {steps} | indrnn | | {indrnn:.0f} | | {gru:.0f} |")
+    # where the log-space scan's time goes: its two scans over (B, T, H), alone
+    print("\n| T | torch.logcumsumexp ms | torch.cumsum ms |")
+    print("|--:|--:|--:|")
+    for steps in args.lengths:
+        x = torch.randn(args.batch, steps, size)
+        lcse = op_milliseconds(lambda v: torch.logcumsumexp(v, dim=1), x, args.repeats)
+        cumsum = op_milliseconds(lambda v: v.cumsum(dim=1), x, args.repeats)
+        print(f"| {steps} | {lcse:.0f} | {cumsum:.0f} |")
 
 
 if __name__ == "__main__":
