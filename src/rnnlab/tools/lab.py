@@ -146,7 +146,7 @@ def plot_lab(task: str, rows: list[dict[str, Any]], path: Path) -> None:
 
     chance, thresholds, metric, mode = _levels(rows)
     points = _by_cell_and_length(rows, "test")
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
     for cell, by_t in sorted(points.items()):
         ts = sorted(by_t)
         ax.plot(ts, [statistics.mean(by_t[t]) for t in ts], marker="o", label=cell)
@@ -161,7 +161,8 @@ def plot_lab(task: str, rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_ylabel(f"test {metric}")
     ax.set_title(f"{task}: test {metric} vs length")
     ax.grid(alpha=0.3)
-    ax.legend(title="cell", fontsize=8)
+    # beside the axes, so that no line's end hides under it
+    ax.legend(title="cell", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -87,7 +87,7 @@ def load_sweep(path: Path) -> dict[str, Any]:
     return sweep
 
 
-def narrow(sweep: dict[str, Any], only: list[str]) -> dict[str, Any]:
+def narrow(sweep: dict[str, Any], only: Sequence[str]) -> dict[str, Any]:
     """The sweep with each `KEY=V1,V2` of `only` keeping those of the axis KEY's values."""
     sweep = deepcopy(sweep)
     for item in only:
@@ -170,7 +170,7 @@ def run_sweep(
     only: Sequence[str] = (),
 ) -> list[SweepRun]:
     """Draw, run and record up to `count` configurations; returns every run of the sweep."""
-    sweep = narrow(load_sweep(sweep_file), list(only))
+    sweep = narrow(load_sweep(sweep_file), only)
     if count is None and sweep["method"] != "grid":
         raise ConfigError(f"--count is required for a {sweep['method']} sweep (it never ends)")
     if not Path(sweep["program"]).is_file():
