@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from rnnlab.models.components.encoder import GRUEncoder
 from rnnlab.models.components.indrnn import IndRNNEncoder
@@ -23,26 +24,21 @@ from rnnlab.models.components.minlstm import MinLSTMEncoder
 SCAN_CELLS = {"mingru": MinGRUEncoder, "minlstm": MinLSTMEncoder, "lru": LRUEncoder}
 
 
-def milliseconds(encoder: nn.Module, x: torch.Tensor, repeats: int) -> float:
-    """Median fwd+bwd time after one warm-up."""
-    lengths = torch.full((x.size(0),), x.size(1))
-    times = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        encoder(x, lengths)[0].sum().backward()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times[1:])
-
-
-def op_milliseconds(op, x: torch.Tensor, repeats: int) -> float:
-    """Median fwd+bwd time of one tensor op along time, after one warm-up."""
+def milliseconds(forward: Callable[[Tensor], Tensor], x: Tensor, repeats: int) -> float:
+    """Median time of forward(x).sum().backward() after one warm-up."""
     times = []
     for _ in range(repeats + 1):
         leaf = x.detach().requires_grad_()
         start = time.perf_counter()
-        op(leaf).sum().backward()
+        forward(leaf).sum().backward()
         times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times[1:])
+
+
+def layer_milliseconds(encoder: nn.Module, x: Tensor, repeats: int) -> float:
+    """The same for an encoder's outputs over the full-length batch."""
+    lengths = torch.full((x.size(0),), x.size(1))
+    return milliseconds(lambda v: encoder(v, lengths)[0], x, repeats)
 
 
 def main() -> None:
@@ -60,24 +56,24 @@ def main() -> None:
     print("|--:|---|--:|--:|--:|--:|")
     for steps in args.lengths:
         torch.manual_seed(0)
-        x = torch.randn(args.batch, steps, size, requires_grad=True)
-        gru = milliseconds(GRUEncoder(size, size), x, args.repeats)
+        x = torch.randn(args.batch, steps, size)
+        gru = layer_milliseconds(GRUEncoder(size, size), x, args.repeats)
         for name, cell in SCAN_CELLS.items():
-            parallel = milliseconds(cell(size, size, mode="parallel"), x, args.repeats)
-            sequential = milliseconds(cell(size, size, mode="sequential"), x, args.repeats)
+            parallel = layer_milliseconds(cell(size, size, mode="parallel"), x, args.repeats)
+            sequential = layer_milliseconds(cell(size, size, mode="sequential"), x, args.repeats)
             ratio = parallel / sequential
             print(
                 f"| {steps} | {name} | {parallel:.0f} | {sequential:.0f} | {ratio:.2f} | {gru:.0f} |"
             )
-        indrnn = milliseconds(IndRNNEncoder(size, size), x, args.repeats)
+        indrnn = layer_milliseconds(IndRNNEncoder(size, size), x, args.repeats)
         print(f"| {steps} | indrnn | | {indrnn:.0f} | | {gru:.0f} |")
     # where the log-space scan's time goes: its two scans over (B, T, H), alone
     print("\n| T | torch.logcumsumexp ms | torch.cumsum ms |")
     print("|--:|--:|--:|")
     for steps in args.lengths:
         x = torch.randn(args.batch, steps, size)
-        lcse = op_milliseconds(lambda v: torch.logcumsumexp(v, dim=1), x, args.repeats)
-        cumsum = op_milliseconds(lambda v: v.cumsum(dim=1), x, args.repeats)
+        lcse = milliseconds(lambda v: torch.logcumsumexp(v, dim=1), x, args.repeats)
+        cumsum = milliseconds(lambda v: v.cumsum(dim=1), x, args.repeats)
         print(f"| {steps} | {lcse:.0f} | {cumsum:.0f} |")
 
 

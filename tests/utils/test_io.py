@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import multiprocessing
+import multiprocessing.synchronize
 import os
 import shutil
 import subprocess
@@ -184,7 +186,7 @@ def _publish(target: str, text: str) -> None:
                 (tmp / split / str(shard)).write_text(text)
 
 
-def _publish_many(target: str, name: str, start: object) -> None:
+def _publish_many(target: str, name: str, start: multiprocessing.synchronize.Event) -> None:
     """A process replacing `target` again and again, as runs that share a data cache do when
     each finds it missing or stale."""
     start.wait()
@@ -195,8 +197,6 @@ def _publish_many(target: str, name: str, start: object) -> None:
 def test_atomic_dir_published_by_several_processes_at_once_never_fails(tmp_path) -> None:
     """Catches atomic_dir deleting the folder in place before its rename: two runs started
     together, each rebuilding a stale data cache, then delete it at once and one of them dies."""
-    import multiprocessing
-
     context = multiprocessing.get_context("spawn")
     start = context.Event()
     target = str(tmp_path / "cache")
