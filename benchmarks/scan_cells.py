@@ -1,8 +1,10 @@
-"""Forward + backward of one layer of each scan cell (minGRU, minLSTM, LRU) in its parallel and
-its sequential mode, beside IndRNN and nn.GRU, at several lengths, then the log-space scan's two
-scans over time (logcumsumexp, cumsum) alone; medians, one process.
+"""Forward + backward of one layer of each scan cell (minGRU, minLSTM, LRU) in each of its modes
+(parallel, blocked, sequential), beside IndRNN and nn.GRU, at several lengths and batch sizes;
+then the step-by-step loop alone, which bounds what any scan can save (the rest of the layer is
+the same in every mode), and the log-space scan's two scans over time (logcumsumexp, cumsum)
+alone. Medians, one process.
 
-    OMP_NUM_THREADS=1 python benchmarks/scan_cells.py [--lengths 256 1024 4096] [--repeats 5]
+    OMP_NUM_THREADS=1 python benchmarks/scan_cells.py [--lengths 256 1024 4096] [--batches 1 16]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from rnnlab.models.components.indrnn import IndRNNEncoder
 from rnnlab.models.components.lru import LRUEncoder
 from rnnlab.models.components.mingru import MinGRUEncoder
 from rnnlab.models.components.minlstm import MinLSTMEncoder
+from rnnlab.models.components.scan import MODES, sequential_scan
 
 SCAN_CELLS = {"mingru": MinGRUEncoder, "minlstm": MinLSTMEncoder, "lru": LRUEncoder}
 
@@ -41,40 +44,61 @@ def layer_milliseconds(encoder: nn.Module, x: Tensor, repeats: int) -> float:
     return milliseconds(lambda v: encoder(v, lengths)[0], x, repeats)
 
 
+def loop_milliseconds(cell: str, x: Tensor, repeats: int) -> float:
+    """The step-by-step recurrence alone on the cell's shapes, its a and b both with gradients:
+    a gate per step (minGRU, minLSTM) or the LRU's complex lambda, the same at every step."""
+    pair = torch.stack([torch.rand_like(x), x])
+    if cell == "lru":
+        lam = torch.polar(torch.rand(x.size(2)), torch.rand(x.size(2)))
+        complex_loop = lambda v: sequential_scan(lam, torch.complex(v[0], v[1]), None).real  # noqa: E731
+        return milliseconds(complex_loop, pair, repeats)
+    return milliseconds(lambda v: sequential_scan(v[0], v[1], None), pair, repeats)
+
+
+def speed_up(sequential: float, other: float) -> str:
+    return f"{sequential / other:.2f}" if other > 0 else "-"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     p.add_argument("--size", type=int, default=128, help="input and hidden size")
     p.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096])
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
-    size = args.size
+    size, repeats = args.size, args.repeats
+    print(f"E=H={size}, {torch.get_num_threads()} thread(s), median of {repeats}")
+    # bound: the speed-up of a scan that took no time at all, sequential / (sequential - loop)
     print(
-        f"B={args.batch}, E=H={size}, {torch.get_num_threads()} thread(s), median of {args.repeats}"
+        "\n| B | T | cell | parallel ms | blocked ms | sequential ms | speed-up parallel "
+        "| speed-up blocked | loop alone ms | bound | nn.GRU ms |"
     )
-    print("\n| T | cell | parallel ms | sequential ms | parallel / sequential | nn.GRU ms |")
-    print("|--:|---|--:|--:|--:|--:|")
-    for steps in args.lengths:
-        torch.manual_seed(0)
-        x = torch.randn(args.batch, steps, size)
-        gru = layer_milliseconds(GRUEncoder(size, size), x, args.repeats)
-        for name, cell in SCAN_CELLS.items():
-            parallel = layer_milliseconds(cell(size, size, mode="parallel"), x, args.repeats)
-            sequential = layer_milliseconds(cell(size, size, mode="sequential"), x, args.repeats)
-            ratio = parallel / sequential
-            print(
-                f"| {steps} | {name} | {parallel:.0f} | {sequential:.0f} | {ratio:.2f} | {gru:.0f} |"
-            )
-        indrnn = layer_milliseconds(IndRNNEncoder(size, size), x, args.repeats)
-        print(f"| {steps} | indrnn | | {indrnn:.0f} | | {gru:.0f} |")
+    print("|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for batch in args.batches:
+        for steps in args.lengths:
+            torch.manual_seed(0)
+            x = torch.randn(batch, steps, size)
+            gru = layer_milliseconds(GRUEncoder(size, size), x, repeats)
+            for name, cell in SCAN_CELLS.items():
+                ms = {m: layer_milliseconds(cell(size, size, mode=m), x, repeats) for m in MODES}
+                seq, loop = ms["sequential"], loop_milliseconds(name, x, repeats)
+                print(
+                    f"| {batch} | {steps} | {name} | {ms['parallel']:.0f} | {ms['blocked']:.0f} "
+                    f"| {seq:.0f} | {speed_up(seq, ms['parallel'])} "
+                    f"| {speed_up(seq, ms['blocked'])} | {loop:.0f} "
+                    f"| {speed_up(seq, seq - loop)} | {gru:.0f} |"
+                )
+            indrnn = layer_milliseconds(IndRNNEncoder(size, size), x, repeats)
+            print(f"| {batch} | {steps} | indrnn | | | {indrnn:.0f} | | | | | {gru:.0f} |")
     # where the log-space scan's time goes: its two scans over (B, T, H), alone
-    print("\n| T | torch.logcumsumexp ms | torch.cumsum ms |")
-    print("|--:|--:|--:|")
-    for steps in args.lengths:
-        x = torch.randn(args.batch, steps, size)
-        lcse = milliseconds(lambda v: torch.logcumsumexp(v, dim=1), x, args.repeats)
-        cumsum = milliseconds(lambda v: v.cumsum(dim=1), x, args.repeats)
-        print(f"| {steps} | {lcse:.0f} | {cumsum:.0f} |")
+    print("\n| B | T | torch.logcumsumexp ms | torch.cumsum ms |")
+    print("|--:|--:|--:|--:|")
+    for batch in args.batches:
+        for steps in args.lengths:
+            x = torch.randn(batch, steps, size)
+            lcse = milliseconds(lambda v: torch.logcumsumexp(v, dim=1), x, repeats)
+            cumsum = milliseconds(lambda v: v.cumsum(dim=1), x, repeats)
+            print(f"| {batch} | {steps} | {lcse:.0f} | {cumsum:.0f} |")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from rnnlab.models.components.lru import LRULayer
+from rnnlab.models.components.scan import MODES
 from tests.conftest import CONF
 from tests.models.conftest import ENCODERS, classifier
 
@@ -23,12 +24,13 @@ def _encoder_class(cell: str) -> type:
 
 
 def _has_parallel_mode(cell: str) -> bool:
-    """Whether the cell's encoder takes `mode` (parallel | sequential)."""
+    """Whether the cell's encoder takes `mode` (scan.MODES)."""
     return "mode" in inspect.signature(_encoder_class(cell)).parameters
 
 
 # read from conf/model/*.yaml and each preset's encoder class
 SCAN_CELLS = [cell for cell in ENCODERS if _has_parallel_mode(cell)]
+SCAN_MODES = [mode for mode in MODES if mode != "sequential"]
 STATE_AT_LENGTH = [c for c in ENCODERS if getattr(_encoder_class(c), "state_at_length", False)]
 
 
@@ -39,12 +41,9 @@ def _encoder(cell: str, *extra: str, layers: int = 2):
 
 
 def _small_chunks(cell: str) -> list[str]:
-    """Chunks of 4 steps, so a 13-step sequence crosses three chunk boundaries."""
-    return (
-        ["model.encoder.chunk_size=4"]
-        if "chunk_size" in inspect.signature(_encoder_class(cell)).parameters
-        else []
-    )
+    """Chunks and blocks of 4 steps, so a 13-step sequence crosses three of their boundaries."""
+    options = inspect.signature(_encoder_class(cell)).parameters
+    return [f"model.encoder.{key}=4" for key in ("chunk_size", "block_size") if key in options]
 
 
 def _random_state(encoder, batch: int) -> tuple:
@@ -59,13 +58,14 @@ def test_the_registry_finds_the_scan_cells() -> None:
     assert "indrnn" in STATE_AT_LENGTH and "indrnn" not in SCAN_CELLS
 
 
+@pytest.mark.parametrize("mode", SCAN_MODES)
 @pytest.mark.parametrize("cell", SCAN_CELLS)
-def test_parallel_scan_equals_the_step_by_step_loop_in_outputs_state_and_gradients(
-    cell: str,
+def test_each_scan_mode_equals_the_step_by_step_loop_in_outputs_state_and_gradients(
+    cell: str, mode: str
 ) -> None:
     """Catches a scan that drops the initial state, mishandles its sign, breaks at a chunk
     boundary or differs from the recurrence it stands for in value or in gradient."""
-    parallel = _encoder(cell, *_small_chunks(cell))
+    parallel = _encoder(cell, f"model.encoder.mode={mode}", *_small_chunks(cell))
     sequential = _encoder(cell, "model.encoder.mode=sequential")
     sequential.load_state_dict(parallel.state_dict())
     x = torch.randn(3, 13, 8, dtype=torch.float64)
@@ -91,7 +91,8 @@ def test_parallel_scan_equals_the_step_by_step_loop_in_outputs_state_and_gradien
 
 
 def _modes(cell: str) -> list[list[str]]:
-    return [[], ["model.encoder.mode=sequential"]] if cell in SCAN_CELLS else [[]]
+    """Every mode of a scan cell, as overrides; the one way of any other cell."""
+    return [[f"model.encoder.mode={mode}"] for mode in MODES] if cell in SCAN_CELLS else [[]]
 
 
 @pytest.mark.parametrize("cell", STATE_AT_LENGTH)

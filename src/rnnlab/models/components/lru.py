@@ -18,8 +18,9 @@ reading an embedding of another size) it is a real hidden x input matrix. `activ
 
 `mode=parallel` runs the recurrence as a chunked scan: within a chunk of `chunk_size` steps a
 Hillis-Steele scan (log2 chunk_size doubling steps, lambda^d from exp(d log lambda), so powers
-only ever shrink), across chunks the state is carried; `mode=sequential` runs it step by step.
-Both give the same outputs, state and gradients. The state (complex, (B, hidden_size) per layer)
+only ever shrink), across chunks the state is carried; `mode=blocked` runs the blocked scan of
+`scan.py` (blocks of `block_size` steps); `mode=sequential` runs it step by step. All three give
+the same outputs, state and gradients. The state (complex, (B, hidden_size) per layer)
 is each row's at its own last real step.
 """
 
@@ -33,7 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.models.components.encoder import StackedEncoder, State
-from rnnlab.models.components.mingru import MODES, at_lengths, lengths_known
+from rnnlab.models.components.mingru import at_lengths, lengths_known
+from rnnlab.models.components.scan import check_scan_options, linear_scan
 from rnnlab.utils.errors import check, check_choice
 
 ACTIVATIONS = ("gelu", "none")
@@ -75,15 +77,6 @@ def parallel_scan(u: Tensor, log_lambda: Tensor, h0: Tensor | None, chunk_size: 
     return torch.cat(parts, dim=1)
 
 
-def sequential_scan(u: Tensor, lam: Tensor, h0: Tensor | None) -> Tensor:
-    h = u.new_zeros(u.size(0), u.size(2)) if h0 is None else h0
-    states = []
-    for u_t in u.unbind(1):
-        h = lam * h + u_t
-        states.append(h)
-    return torch.stack(states, dim=1)
-
-
 class LRULayer(nn.Module):
     """One layer, one direction: B x for every step at once, the complex scan, then C and D."""
 
@@ -99,9 +92,11 @@ class LRULayer(nn.Module):
         activation: str = "gelu",
         mode: str = "sequential",
         chunk_size: int = 128,
+        block_size: int = 32,
     ) -> None:
         super().__init__()
-        self.mode, self.chunk_size, self.activation = mode, chunk_size, activation
+        self.mode, self.activation = mode, activation
+        self.chunk_size, self.block_size = chunk_size, block_size
         nu, theta = ring_init(hidden_size, r_min, r_max, max_phase)
         self.nu_log, self.theta_log = nn.Parameter(nu), nn.Parameter(theta)
         radius = torch.exp(-torch.exp(nu))
@@ -127,7 +122,7 @@ class LRULayer(nn.Module):
         if self.mode == "parallel":
             h = parallel_scan(u, log_lambda, state, self.chunk_size)
         else:
-            h = sequential_scan(u, torch.exp(log_lambda), state)
+            h = linear_scan(self.mode, torch.exp(log_lambda), u, state, self.block_size)
         # Re(C h) = C_re h_re - C_im h_im, with self.C = [C_re, -C_im]
         y = F.linear(torch.cat([h.real, h.imag], dim=-1), self.C)
         y = y + (x * self.D if self.D.dim() == 1 else F.linear(x, self.D))
@@ -136,7 +131,8 @@ class LRULayer(nn.Module):
 
 class LRUEncoder(StackedEncoder):
     """`r_min` / `r_max` / `max_phase`: the ring initialisation; `activation`: gelu | none;
-    `mode`: parallel (a chunked scan) | sequential; `chunk_size`: steps per doubling scan."""
+    `mode`: parallel (a chunked doubling scan) | blocked | sequential; `chunk_size`: steps per
+    doubling scan; `block_size`: steps per block of the blocked scan."""
 
     state_at_length = True  # the state is each row's at its own last real step
 
@@ -153,6 +149,7 @@ class LRUEncoder(StackedEncoder):
         activation: str = "gelu",
         mode: str = "sequential",
         chunk_size: int = 128,
+        block_size: int = 32,
     ) -> None:
         check(
             0 <= r_min < r_max <= 1,
@@ -162,13 +159,7 @@ class LRUEncoder(StackedEncoder):
         )
         check(max_phase > 0, "model.encoder.max_phase", max_phase, "a number > 0")
         check_choice("model.encoder.activation", activation, ACTIVATIONS)
-        check_choice("model.encoder.mode", mode, MODES)
-        check(
-            isinstance(chunk_size, int) and chunk_size >= 1,
-            "model.encoder.chunk_size",
-            chunk_size,
-            "an integer >= 1",
-        )
+        check_scan_options(mode, chunk_size, block_size)
         layer = functools.partial(
             LRULayer,
             r_min=r_min,
@@ -177,6 +168,7 @@ class LRUEncoder(StackedEncoder):
             activation=activation,
             mode=mode,
             chunk_size=chunk_size,
+            block_size=block_size,
         )
         super().__init__(layer, input_size, hidden_size, num_layers, bidirectional, dropout)
 

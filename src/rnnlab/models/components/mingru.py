@@ -6,10 +6,11 @@ only the input, so the recurrence is linear in h and runs as a parallel scan.
 with the paper's log-space g(v) = v + 0.5 for v >= 0, sigmoid(v) otherwise (always positive).
 `mode=parallel` runs h_t = a_t h_{t-1} + b_t as the log-space ("Heinsen") scan,
 log h = a* + logcumsumexp(log b - a*) with a* = cumsum(log a), in chunks of `chunk_size` steps
-(the state carried from chunk to chunk keeps a* bounded); `mode=sequential` runs it step by step.
-Both give the same outputs, state and gradients (tests/models/test_scan_cells.py). On one CPU
-thread the step-by-step loop is the faster of the two (docs/models.md); the scan pays off where
-the time steps run in parallel (a GPU).
+(the state carried from chunk to chunk keeps a* bounded); `mode=blocked` runs it as the blocked
+scan of `scan.py` (blocks of `block_size` steps); `mode=sequential` runs it step by step. All
+three give the same outputs, state and gradients (tests/models/test_scan_cells.py). On a CPU the
+log-space scan is the slowest of the three (docs/models.md); it pays off where the time steps
+run in parallel (a GPU).
 
 The state after a batch is each row's state at its own last real step (`lengths`), in both modes.
 `minlstm.py` reuses the scan.
@@ -26,9 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.models.components.encoder import StackedEncoder, State
-from rnnlab.utils.errors import check, check_choice
-
-MODES = ("parallel", "sequential")
+from rnnlab.models.components.scan import check_scan_options, linear_scan
 
 
 def g(v: Tensor) -> Tensor:
@@ -50,16 +49,6 @@ def log_space_scan(log_a: Tensor, log_b: Tensor, h0: Tensor | None) -> Tensor:
     a_star = log_a.cumsum(dim=1)
     h = (a_star + torch.logcumsumexp(log_b - a_star, dim=1)).exp()
     return h if h0 is None else h + a_star.exp() * h0.unsqueeze(1)
-
-
-def sequential_scan(a: Tensor, b: Tensor, h0: Tensor | None) -> Tensor:
-    """The same recurrence step by step (unbind/stack: each step's backward touches one step)."""
-    h = b.new_zeros(b.size(0), b.size(2)) if h0 is None else h0
-    outputs = []
-    for a_t, b_t in zip(a.unbind(1), b.unbind(1)):
-        h = torch.addcmul(b_t, a_t, h)
-        outputs.append(h)
-    return torch.stack(outputs, dim=1)
 
 
 def chunked(scan, log_a: Tensor, log_b: Tensor, h0: Tensor | None, chunk_size: int) -> Tensor:
@@ -102,10 +91,16 @@ class MinGRULayer(nn.Module):
     lengths: Tensor | None = None
 
     def __init__(
-        self, input_size: int, hidden_size: int, mode: str = "sequential", chunk_size: int = 256
+        self,
+        input_size: int,
+        hidden_size: int,
+        mode: str = "sequential",
+        chunk_size: int = 256,
+        block_size: int = 32,
     ) -> None:
         super().__init__()
-        self.hidden_size, self.mode, self.chunk_size = hidden_size, mode, chunk_size
+        self.hidden_size, self.mode = hidden_size, mode
+        self.chunk_size, self.block_size = chunk_size, block_size
         self.inputs = nn.Linear(input_size, 2 * hidden_size)  # [W_z; W_h], nn.Linear's init
 
     def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -117,13 +112,14 @@ class MinGRULayer(nn.Module):
             h = chunked(log_space_scan, -F.softplus(k), log_b, state, self.chunk_size)
         else:
             z = torch.sigmoid(k)
-            h = sequential_scan(1 - z, z * g(v), state)
+            h = linear_scan(self.mode, 1 - z, z * g(v), state, self.block_size)
         return h, at_lengths(h, self.lengths)
 
 
 class MinGRUEncoder(StackedEncoder):
-    """`mode`: parallel (the log-space scan) | sequential; `chunk_size`: steps per scan.
-    `layer_class`: the layer it stacks (minLSTM's encoder is this one with its own layer)."""
+    """`mode`: parallel (the log-space scan) | blocked | sequential; `chunk_size`: steps per
+    log-space scan; `block_size`: steps per block of the blocked scan. `layer_class`: the layer
+    it stacks (minLSTM's encoder is this one with its own layer)."""
 
     layer_class: type[nn.Module] = MinGRULayer
     state_at_length = True  # the state is each row's at its own last real step
@@ -137,15 +133,12 @@ class MinGRUEncoder(StackedEncoder):
         dropout: float = 0.0,
         mode: str = "sequential",
         chunk_size: int = 256,
+        block_size: int = 32,
     ) -> None:
-        check_choice("model.encoder.mode", mode, MODES)
-        check(
-            isinstance(chunk_size, int) and chunk_size >= 1,
-            "model.encoder.chunk_size",
-            chunk_size,
-            "an integer >= 1",
+        check_scan_options(mode, chunk_size, block_size)
+        layer = functools.partial(
+            self.layer_class, mode=mode, chunk_size=chunk_size, block_size=block_size
         )
-        layer = functools.partial(self.layer_class, mode=mode, chunk_size=chunk_size)
         super().__init__(layer, input_size, hidden_size, num_layers, bidirectional, dropout)
 
     def forward(self, x: Tensor, lengths: Tensor, state: State = None) -> tuple[Tensor, State]:

@@ -6,8 +6,8 @@ input, normalised so that the two add up to one, run as a parallel scan like min
 
 with g minGRU's positive activation. In log space, with d = softplus(-k_f) - softplus(-k_i):
 log f' = -softplus(d), log i' = -softplus(-d). `mode=parallel` runs the log-space scan of
-`mingru.py` in chunks of `chunk_size` steps, `mode=sequential` runs it step by step: same outputs,
-state and gradients. The state is each row's at its own last real step.
+`mingru.py` in chunks of `chunk_size` steps, `mode=blocked` the blocked scan of `scan.py`,
+`mode=sequential` the step-by-step loop: same outputs, state and gradients. The state is each row's at its own last real step.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from rnnlab.models.components.mingru import (
     g,
     log_g,
     log_space_scan,
-    sequential_scan,
 )
+from rnnlab.models.components.scan import linear_scan
 
 
 class MinLSTMLayer(nn.Module):
@@ -33,10 +33,16 @@ class MinLSTMLayer(nn.Module):
     lengths: Tensor | None = None
 
     def __init__(
-        self, input_size: int, hidden_size: int, mode: str = "sequential", chunk_size: int = 256
+        self,
+        input_size: int,
+        hidden_size: int,
+        mode: str = "sequential",
+        chunk_size: int = 256,
+        block_size: int = 32,
     ) -> None:
         super().__init__()
-        self.hidden_size, self.mode, self.chunk_size = hidden_size, mode, chunk_size
+        self.hidden_size, self.mode = hidden_size, mode
+        self.chunk_size, self.block_size = chunk_size, block_size
         self.inputs = nn.Linear(input_size, 3 * hidden_size)  # [W_f; W_i; W_h], nn.Linear's init
 
     def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -49,11 +55,12 @@ class MinLSTMLayer(nn.Module):
         else:
             f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
             total = f + i
-            h = sequential_scan(f / total, i / total * g(v), state)
+            h = linear_scan(self.mode, f / total, i / total * g(v), state, self.block_size)
         return h, at_lengths(h, self.lengths)
 
 
 class MinLSTMEncoder(MinGRUEncoder):
-    """`mode`: parallel (the log-space scan) | sequential; `chunk_size`: steps per scan."""
+    """`mode`: parallel (the log-space scan) | blocked | sequential; `chunk_size`: steps per
+    log-space scan; `block_size`: steps per block of the blocked scan."""
 
     layer_class = MinLSTMLayer
