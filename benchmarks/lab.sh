@@ -6,14 +6,19 @@
 #   benchmarks/lab.sh [out dir] [sweep name ...]     # default: all three sweeps
 # A cell runs a sweep's lengths in order and goes on to the next only while it solves: on the
 # same step budget a cell that fails at T is not expected to solve a longer T, and those runs
-# are the lab's most expensive ones. Two lanes of one thread each run side by side (a 2-core
-# machine). A finished run is kept, so an interrupted lab continues where it stopped.
+# are the lab's most expensive ones. Two workers of one thread each (a 2-core machine) take the
+# cells one at a time, each cell's ladders on every sweep, the costliest cells first so that
+# the two finish together. A finished run is kept, so an interrupted lab continues where it
+# stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-logs/lab}"
+default_sweeps=(lab_adding lab_selective_copy lab_copy)
 sweeps=("${@:2}")
-[ ${#sweeps[@]} -gt 0 ] || sweeps=(lab_adding lab_selective_copy lab_copy)
-export OMP_NUM_THREADS=1
+[ ${#sweeps[@]} -gt 0 ] || sweeps=("${default_sweeps[@]}")
+# every cell of the sweeps, the costliest first (the gated cells climb to the longest T)
+cells=(gru lstm mingru minlstm lru indrnn irnn rnn_orthogonal rnn elman)
+export OMP_NUM_THREADS=1 out sweep_names="${sweeps[*]}" started=$(date +%s)
 
 axis() {  # a sweep file's length axis: its one grid key besides model, then the key's values
   python - "$1" <<'PY'
@@ -46,21 +51,17 @@ ladder() {  # ladder <sweep name> <cell>: the cell at each length in turn while 
   done
 }
 
-lane() {  # lane <cell...>: each cell's ladders, one after the other
-  local cell name
-  for cell in "$@"; do
-    for name in "${sweeps[@]}"; do
-      ladder "$name" "$cell"
-    done
+cell_ladders() {  # cell_ladders <cell>: the cell's ladder on each sweep
+  local name
+  for name in $sweep_names; do
+    ladder "$name" "$1" || return 1
   done
-  echo "lane $* done after $SECONDS s"
+  echo "$1 done at $(($(date +%s) - started)) s"
 }
 
-lane lstm lru mingru rnn elman & first=$!
-lane gru minlstm indrnn irnn rnn_orthogonal & second=$!
+export -f axis solved ladder cell_ladders
 status=0
-wait "$first" || status=1
-wait "$second" || status=1
+printf '%s\n' "${cells[@]}" | xargs -P 2 -I{} bash -c 'cell_ladders "$1"' _ {} || status=1
 python benchmarks/scan_cells.py > "$out/scan_cells.md"
 python -m rnnlab.tools.report "$out" --out "$out/report"
 echo "lab: $SECONDS s"

@@ -123,14 +123,21 @@ def test_each_memory_task_gets_its_own_table_with_its_own_chance_and_threshold(t
     assert (out / "selective_copy_recall_acc_vs_T.png").read_bytes()[:8] == PNG_MAGIC
 
 
-def _lab_lanes() -> list[str]:
-    """The cells benchmarks/lab.sh hands its lanes (`lane <cell...> &`)."""
+LAB_SWEEPS = sorted(path.stem for path in (ROOT / "sweeps").glob("lab_*.yaml"))
+
+
+def _lab_list(name: str) -> list[str]:
+    """A bash array that benchmarks/lab.sh sets (`name=(a b c)`)."""
     script = (ROOT / "benchmarks" / "lab.sh").read_text()
-    return [cell for lane in re.findall(r"^lane (.+) & ", script, re.M) for cell in lane.split()]
+    return re.findall(rf"^{name}=\((.+)\)$", script, re.M)[0].split()
 
 
-@pytest.mark.parametrize("name", ["lab_adding", "lab_selective_copy"])
-def test_the_lab_script_runs_each_cell_of_its_sweeps_in_one_lane(name) -> None:
+def test_the_lab_script_runs_every_lab_sweep_by_default() -> None:
+    assert sorted(_lab_list("default_sweeps")) == LAB_SWEEPS
+
+
+@pytest.mark.parametrize("name", LAB_SWEEPS)
+def test_the_lab_script_runs_each_cell_of_its_sweeps_once(name) -> None:
     cells = load_sweep(ROOT / "sweeps" / f"{name}.yaml")["parameters"]["model"]["values"]
-    assert sorted(_lab_lanes()) == sorted(cells)
+    assert sorted(_lab_list("cells")) == sorted(cells)
     assert all((CONF / "model" / f"{cell}.yaml").is_file() for cell in cells)
