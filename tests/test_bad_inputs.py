@@ -115,6 +115,11 @@ CONFIG_ROWS = [
     ),
     (["model.embedding.init_range=0"], "model.embedding.init_range=0: null or a number > 0"),
     (
+        ["model=mingru", "model.encoder.mode=scan"],
+        "model.encoder.mode='scan': one of ['parallel', 'blocked', 'sequential']",
+    ),
+    (["model=lru", "model.encoder.block_size=0"], "model.encoder.block_size=0: an integer >= 1"),
+    (
         ["model/readout=attention", "model.readout.attention_size=0"],
         "model.readout.attention_size=0: an integer >= 1",
     ),

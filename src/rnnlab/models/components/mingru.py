@@ -12,7 +12,7 @@ three give the same outputs, state and gradients (tests/models/test_scan_cells.p
 log-space scan is the slowest of the three (docs/models.md); it pays off where the time steps
 run in parallel (a GPU).
 
-The state after a batch is each row's state at its own last real step (`lengths`), in both modes.
+The state after a batch is each row's state at its own last real step (`lengths`), in every mode.
 `minlstm.py` reuses the scan.
 """
 

@@ -7,7 +7,8 @@ input, normalised so that the two add up to one, run as a parallel scan like min
 with g minGRU's positive activation. In log space, with d = softplus(-k_f) - softplus(-k_i):
 log f' = -softplus(d), log i' = -softplus(-d). `mode=parallel` runs the log-space scan of
 `mingru.py` in chunks of `chunk_size` steps, `mode=blocked` the blocked scan of `scan.py`,
-`mode=sequential` the step-by-step loop: same outputs, state and gradients. The state is each row's at its own last real step.
+`mode=sequential` the step-by-step loop: same outputs, state and gradients. The state is each
+row's at its own last real step.
 """
 
 from __future__ import annotations
