@@ -229,7 +229,11 @@ stop() {
 
 mkdir -p "$DIR" 2>/dev/null || fail "cannot create $DIR"
 case "${1:-}" in
-start) start ;;
+start)
+    # one start at a time: a second waits for the first, then finds the cluster running
+    exec 9>"$DIR/start.lock" && flock 9
+    start
+    ;;
 stop) stop ;;
 status) status ;;
 *) fail "usage: $0 start|stop|status" ;;

@@ -69,9 +69,11 @@ def write_acl_layout(root: Path, n_train: int = 240, n_test: int = 120, seed: in
     return root / "aclImdb"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads xdist_group into node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that start several processes of their own (DDP ranks, SLURM jobs, the suite in a
-    copy) queue on one xdist worker, so that no two of them share the cores at once."""
+    copy) queue on one xdist worker, so that no two of them share the cores at once (and one
+    worker starts and stops the local SLURM cluster)."""
     for item in items:
         if any(item.get_closest_marker(mark) for mark in ("multiprocess", "slurm")):
             item.add_marker(pytest.mark.xdist_group("processes"))
