@@ -142,17 +142,18 @@ start_munge() {
     chmod 700 "$DIR/munge"
     munged --force --socket="$DIR/munge/munge.socket" --key-file="$DIR/munge/munge.key" \
         --pid-file="$DIR/munge/munged.pid" --log-file="$DIR/munge/munged.log" \
-        --seed-file="$DIR/munge/munged.seed" >>"$LOG" 2>&1 ||
+        --seed-file="$DIR/munge/munged.seed" >>"$LOG" 2>&1 9>&- ||
         fail "munged did not start; see $DIR/munge/munged.log"
 }
 
 start_daemons() {
     if ! alive "$DIR/slurmctld.pid" slurmctld >/dev/null; then
-        slurmctld -f "$CONF" >>"$LOG" 2>&1 || fail "slurmctld did not start; see $DIR/slurmctld.log"
+        # -c: a fresh state, so a job left by a cluster stopped mid-job does not hold a node
+        slurmctld -c -f "$CONF" >>"$LOG" 2>&1 9>&- || fail "slurmctld did not start; see $DIR/slurmctld.log"
     fi
     for node in "${NODES[@]}"; do
         alive "$DIR/slurmd.$node.pid" slurmd >/dev/null && continue
-        slurmd -f "$CONF" -N "$node" >>"$LOG" 2>&1 ||
+        slurmd -f "$CONF" -N "$node" >>"$LOG" 2>&1 9>&- ||
             fail "slurmd -N $node did not start; see $DIR/slurmd.$node.log"
     done
 }
@@ -230,7 +231,8 @@ stop() {
 mkdir -p "$DIR" 2>/dev/null || fail "cannot create $DIR"
 case "${1:-}" in
 start)
-    # one start at a time: a second waits for the first, then finds the cluster running
+    # one start at a time: a second waits for the first, then finds the cluster running (the
+    # daemons are started without fd 9, so they do not hold the lock)
     exec 9>"$DIR/start.lock" && flock 9
     start
     ;;

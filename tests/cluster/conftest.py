@@ -33,6 +33,7 @@ def slurm_env() -> Iterator[dict[str, str]]:
     if started:
         start = _script("start", timeout=900)
         if start.returncode != 0:
+            _script("stop", timeout=120)  # the daemons a failed start did launch
             lines = start.stderr.strip().splitlines() or [f"exited {start.returncode}"]
             pytest.skip(lines[-1])
     state = Path(os.environ.get("RNNLAB_SLURM_DIR", "/tmp/rnnlab-slurm"))
