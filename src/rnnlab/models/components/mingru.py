@@ -85,10 +85,12 @@ def lengths_known(encoder: StackedEncoder, lengths: Tensor) -> Iterator[None]:
             layer.lengths = None
 
 
-class MinGRULayer(nn.Module):
-    """One layer, one direction: both projections for every step at once, then the scan."""
+class ScanLayer(nn.Module):
+    """A layer whose gates read only the input: `projections` input projections of
+    `hidden_size` each, for every step at once (one nn.Linear, its own init), then a scan."""
 
     lengths: Tensor | None = None
+    projections: int
 
     def __init__(
         self,
@@ -101,7 +103,13 @@ class MinGRULayer(nn.Module):
         super().__init__()
         self.hidden_size, self.mode = hidden_size, mode
         self.chunk_size, self.block_size = chunk_size, block_size
-        self.inputs = nn.Linear(input_size, 2 * hidden_size)  # [W_z; W_h], nn.Linear's init
+        self.inputs = nn.Linear(input_size, self.projections * hidden_size)
+
+
+class MinGRULayer(ScanLayer):
+    """One layer, one direction: both projections [W_z; W_h] for every step, then the scan."""
+
+    projections = 2
 
     def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(B, T, E) [+ h_0 (B, H)] -> outputs h_1..h_T (B, T, H) and the state."""

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from rnnlab.models.components.mingru import (
     MinGRUEncoder,
+    ScanLayer,
     at_lengths,
     chunked,
     g,
@@ -28,23 +29,11 @@ from rnnlab.models.components.mingru import (
 from rnnlab.models.components.scan import linear_scan
 
 
-class MinLSTMLayer(nn.Module):
-    """One layer, one direction: the three projections for every step at once, then the scan."""
+class MinLSTMLayer(ScanLayer):
+    """One layer, one direction: the three projections [W_f; W_i; W_h] for every step, then the
+    scan."""
 
-    lengths: Tensor | None = None
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        mode: str = "sequential",
-        chunk_size: int = 256,
-        block_size: int = 32,
-    ) -> None:
-        super().__init__()
-        self.hidden_size, self.mode = hidden_size, mode
-        self.chunk_size, self.block_size = chunk_size, block_size
-        self.inputs = nn.Linear(input_size, 3 * hidden_size)  # [W_f; W_i; W_h], nn.Linear's init
+    projections = 3
 
     def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(B, T, E) [+ h_0 (B, H)] -> outputs h_1..h_T (B, T, H) and the state."""
